@@ -1,0 +1,41 @@
+"""Options and helpers shared by every CLI verb."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from registry.home import HomePaths, resolve_home
+from registry.sqlite_store import SqliteRegistry, open_registry
+
+
+def common_options(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    """Options every verb takes; call from each module's register()."""
+    parser.add_argument("--home", help="registry folder (default: $MODELGATE_HOME or ./.modelgate)")
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def home_of(args: argparse.Namespace) -> HomePaths:
+    return resolve_home(getattr(args, "home", None))
+
+
+def actor() -> str:
+    """Who is acting, for the audit log: $MODELGATE_ACTOR, else the OS user."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = "unknown"
+    return os.environ.get("MODELGATE_ACTOR") or f"cli:{user}"
+
+
+@asynccontextmanager
+async def opened_registry(args: argparse.Namespace) -> AsyncIterator[SqliteRegistry]:
+    registry = await open_registry(home_of(args))
+    try:
+        yield registry
+    finally:
+        await registry.close()

@@ -1,0 +1,44 @@
+"""`modelgate` command line: one argparse tree, one module per group of verbs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from gateway.cli import convert_commands, registry_commands, serve_command
+from gateway.cli.output import CLIError
+from registry.errors import RegistryError
+
+COMMAND_MODULES = (registry_commands, convert_commands, serve_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelgate",
+        description="Model-serving gateway with a model lifecycle: registry, routing, drift, rollback.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.handler(args)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        return int(result or 0)
+    except (CLIError, RegistryError) as exc:
+        print(f"modelgate: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Gateway exceptions and the one table that maps failures to HTTP statuses.
+
+    GatewayError                 (status, reason)
+     +-- InputError              400  bad request body or tensors; ``reason`` labels
+     |                                modelgate_input_errors_total{reason}
+     +-- PayloadTooLarge         413
+     +-- ModelNotFound           404  unknown model or version
+     +-- ModelNotReady           503  known but not loaded (yet)
+     +-- Unauthorized            401  admin endpoints without a valid bearer token
+     +-- Conflict                409  control-plane change refused by current state
+
+Registry errors are mapped in ``status_for`` without the registry knowing about HTTP.
+The message of every error is one line meant for the client; no traceback is ever sent.
+"""
+
+from __future__ import annotations
+
+from registry import errors as registry_errors
+
+
+class GatewayError(Exception):
+    status = 500
+    reason = "internal"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class InputError(GatewayError):
+    status = 400
+    reason = "invalid_input"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    reason = "body_too_large"
+
+
+class ModelNotFound(GatewayError):
+    status = 404
+    reason = "unknown_model"
+
+
+class ModelNotReady(GatewayError):
+    status = 503
+    reason = "not_ready"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    reason = "unauthorized"
+
+
+class Conflict(GatewayError):
+    status = 409
+    reason = "conflict"
+
+
+_REGISTRY_STATUS: dict[type[registry_errors.RegistryError], int] = {
+    registry_errors.NotFound: 404,
+    registry_errors.InvalidVersion: 400,
+    registry_errors.InvalidDeployment: 400,
+    registry_errors.VersionExists: 409,
+    registry_errors.InvalidTransition: 409,
+    registry_errors.ArtifactError: 409,
+}
+
+
+def status_for(exc: BaseException) -> int:
+    if isinstance(exc, GatewayError):
+        return exc.status
+    for cls in type(exc).__mro__:
+        if cls in _REGISTRY_STATUS:
+            return _REGISTRY_STATUS[cls]
+    return 500

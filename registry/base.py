@@ -1,0 +1,123 @@
+"""The store interface: what every registry backend provides.
+
+Callers (converters, gateway control plane, CLI) depend on this Protocol only, so a
+second backend (Postgres, a remote registry) can be added without touching them.
+Every mutating method is one transaction that also appends its audit row and bumps the
+global generation counter that gateway workers poll.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from registry.models import AuditEntry, Deployment, Model, ModelVersion, NewVersion, Stage
+
+
+class RegistryStore(Protocol):
+    async def close(self) -> None: ...
+
+    # --- models and versions -------------------------------------------------
+    async def list_models(self) -> list[Model]: ...
+
+    async def get_model(self, name: str) -> Model: ...
+
+    async def register_version(
+        self,
+        model: str,
+        new: NewVersion,
+        *,
+        version: str | None = None,
+        bump: str | None = None,
+        actor: str = "",
+        reason: str = "",
+    ) -> ModelVersion:
+        """Create the model if needed and add a version.
+
+        Exactly one of ``version`` (explicit semver) or ``bump`` ("major" | "minor" |
+        "patch", relative to the highest existing version; 1.0.0 for a new model) is given.
+        Raises InvalidVersion, VersionExists, ArtifactMissing.
+        """
+        ...
+
+    async def list_versions(self, model: str) -> list[ModelVersion]:
+        """All versions, ordered by semantic version ascending."""
+        ...
+
+    async def get_version(self, model: str, version: str) -> ModelVersion:
+        """``version`` may also be an alias name."""
+        ...
+
+    async def set_stage(
+        self, model: str, version: str, stage: Stage, *, actor: str = "", reason: str = ""
+    ) -> ModelVersion:
+        """Apply an allowed stage transition.
+
+        Promoting to production archives the previous production version (it stays
+        loadable) and resets the deployment routes to 100 % on the new version.
+        """
+        ...
+
+    async def previous_production(self, model: str) -> ModelVersion | None:
+        """The archived version that most recently left production (the rollback target)."""
+        ...
+
+    async def set_alias(self, model: str, alias: str, version: str, *, actor: str = "") -> None: ...
+
+    async def delete_alias(self, model: str, alias: str, *, actor: str = "") -> None: ...
+
+    async def save_evaluation(
+        self, model: str, version: str, report: dict[str, Any], *, actor: str = ""
+    ) -> None: ...
+
+    # --- deployment state ------------------------------------------------------
+    async def get_deployment(self, model: str) -> Deployment: ...
+
+    async def set_deployment(
+        self,
+        deployment: Deployment,
+        *,
+        actor: str = "",
+        action: str = "traffic",
+        reason: str = "",
+        stage_changes: dict[str, Stage] | None = None,
+    ) -> Deployment:
+        """Replace a model's traffic state (validated) in one transaction.
+
+        ``stage_changes`` applies stage transitions in the same transaction (used by
+        rollback and blue-green switch, which move production and traffic together).
+        """
+        ...
+
+    async def generation(self) -> int:
+        """Counter bumped by every committed change; cheap to poll."""
+        ...
+
+    # --- audit -----------------------------------------------------------------
+    async def append_audit(
+        self,
+        action: str,
+        *,
+        actor: str = "",
+        model: str | None = None,
+        version: str | None = None,
+        before: Any = None,
+        after: Any = None,
+        reason: str = "",
+    ) -> AuditEntry: ...
+
+    async def audit(
+        self,
+        *,
+        model: str | None = None,
+        action: str | None = None,
+        actor: str | None = None,
+        since: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Newest first."""
+        ...
+
+    # --- key/value state for the control plane (rollout state machine, policies)
+    async def get_state(self, key: str) -> Any | None: ...
+
+    async def put_state(self, key: str, value: Any, *, actor: str = "", reason: str = "") -> None: ...
