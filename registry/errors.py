@@ -1,13 +1,13 @@
 """Registry exceptions. No HTTP here: gateway/errors.py maps them to statuses.
 
-    RegistryError
-     +-- NotFound               unknown model, version or alias            (HTTP 404)
-     +-- InvalidVersion         not MAJOR.MINOR.PATCH, bad bump part        (HTTP 400)
-     +-- VersionExists          duplicate version                          (HTTP 409)
-     +-- InvalidTransition      stage change not allowed                   (HTTP 409)
-     +-- InvalidDeployment      traffic state refused (weights, stages...) (HTTP 400)
-     +-- ArtifactError          artifact missing, truncated or tampered    (HTTP 409)
-     +-- SchemaError            database newer than this code / corrupt    (HTTP 500, operator)
+RegistryError
+ +-- NotFound               unknown model, version or alias            (HTTP 404)
+ +-- InvalidVersion         not MAJOR.MINOR.PATCH, bad bump part        (HTTP 400)
+ +-- VersionExists          duplicate version                          (HTTP 409)
+ +-- InvalidTransition      stage change not allowed                   (HTTP 409)
+ +-- InvalidDeployment      traffic state refused (weights, stages...) (HTTP 400)
+ +-- ArtifactError          artifact missing, truncated or tampered    (HTTP 409)
+ +-- SchemaError            database newer than this code / corrupt    (HTTP 500, operator)
 """
 
 from __future__ import annotations

@@ -27,7 +27,9 @@ class HomePaths:
         return self.root / "admin-token"
 
 
-def resolve_home(arg: str | os.PathLike[str] | None, environ: Mapping[str, str] = os.environ) -> HomePaths:
+def resolve_home(
+    arg: str | os.PathLike[str] | None, environ: Mapping[str, str] = os.environ
+) -> HomePaths:
     """``--home`` wins, then ``MODELGATE_HOME``, then ``./.modelgate``."""
     raw = arg if arg else environ.get("MODELGATE_HOME") or DEFAULT_HOME
     return HomePaths(Path(raw).expanduser().resolve())

@@ -17,7 +17,7 @@ COMMAND_MODULES = (registry_commands, convert_commands, serve_command)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelgate",
-        description="Model-serving gateway with a model lifecycle: registry, routing, drift, rollback.",
+        description="Model-serving gateway with a lifecycle: registry, routing, drift, rollback.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:

@@ -1,0 +1,112 @@
+"""Conversions between SQLite rows / JSON columns and the value objects, plus name rules."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from typing import Any
+
+from registry.errors import InvalidDeployment, InvalidVersion, RegistryError
+from registry.models import AuditEntry, Deployment, ModelVersion, Route, Shadow, Stage
+from registry.semver import is_version
+
+# model names appear in URL paths and metric labels: no slashes, spaces or quotes
+_MODEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# aliases never contain a dot, so an alias can never be mistaken for a version
+_ALIAS_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+
+
+def check_model_name(name: Any) -> str:
+    if not isinstance(name, str) or _MODEL_NAME_RE.fullmatch(name) is None:
+        raise InvalidVersion(
+            f"invalid model name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_alias(alias: Any) -> str:
+    if not isinstance(alias, str) or _ALIAS_RE.fullmatch(alias) is None or is_version(alias):
+        raise InvalidVersion(
+            f"invalid alias {alias!r}: use 1-64 letters, digits, '_' or '-', starting with a letter"
+        )
+    return alias
+
+
+def _default(value: Any) -> Any:
+    # numpy arrays and scalars (without importing numpy), sets
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def to_json(value: Any, what: str, error: type[RegistryError] = RegistryError) -> str:
+    """Strict JSON (no NaN/Infinity): what is stored must be readable by any client."""
+    try:
+        return json.dumps(value, allow_nan=False, default=_default, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise error(f"{what} cannot be stored as JSON: {exc}") from exc
+
+
+def from_json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def version_from_row(row: sqlite3.Row, aliases: tuple[str, ...]) -> ModelVersion:
+    return ModelVersion(
+        model=row["model"],
+        version=row["version"],
+        stage=Stage(row["stage"]),
+        artifact_sha256=row["artifact_sha256"],
+        artifact_size=row["artifact_size"],
+        schema=from_json(row["schema_json"]),
+        lineage=from_json(row["lineage_json"]),
+        reference=from_json(row["reference_json"]),
+        parity=from_json(row["parity_json"]),
+        evaluation=from_json(row["evaluation_json"]),
+        aliases=aliases,
+        description=row["description"],
+        tags=from_json(row["tags_json"]),
+        created_at=row["created_at"],
+        created_by=row["created_by"],
+        stage_changed_at=row["stage_changed_at"],
+    )
+
+
+def deployment_from_row(row: sqlite3.Row) -> Deployment:
+    return Deployment(
+        model=row["model"],
+        routes=tuple(Route(r["version"], r["weight"]) for r in from_json(row["routes_json"])),
+        shadows=tuple(Shadow(s["version"], s["sample"]) for s in from_json(row["shadows_json"])),
+        challenger=row["challenger"],
+        sticky=bool(row["sticky"]),
+        sticky_salt=row["sticky_salt"],
+        updated_at=row["updated_at"],
+    )
+
+
+def deployment_columns(deployment: Deployment) -> tuple[str, str]:
+    payload = deployment.to_dict()
+    return (
+        to_json(payload["routes"], "routes", InvalidDeployment),
+        to_json(payload["shadow"], "shadow", InvalidDeployment),
+    )
+
+
+def audit_from_row(row: sqlite3.Row) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        at=row["at"],
+        actor=row["actor"],
+        action=row["action"],
+        model=row["model"],
+        version=row["version"],
+        before=from_json(row["before_json"]),
+        after=from_json(row["after_json"]),
+        reason=row["reason"],
+    )
