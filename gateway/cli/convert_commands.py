@@ -1,0 +1,235 @@
+"""`convert` (scikit-learn -> ONNX with a parity proof, registered) and `demo`.
+
+scikit-learn, skl2onnx and pandas are imported inside the handlers only: the gateway
+(and every other verb) runs without the `convert` extra installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+from gateway.cli.common import actor, common_options, opened_registry
+from gateway.cli.output import CLIError, fail, print_json, print_table
+from registry.models import ModelVersion
+
+_SHA = re.compile(r"[0-9a-fA-F]{7,64}")
+_INSTALL_HINT = "this command needs scikit-learn and skl2onnx: pip install 'modelgate[convert]'"
+
+
+def _parse_tags(items: list[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"invalid --tag {item!r}: expected KEY=VALUE")
+        tags[key.strip()] = value.strip()
+    return tags
+
+
+def _tolerances(value: float | None) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not value >= 0:
+        fail(f"invalid --tolerance {value}: must be >= 0")
+    return {"abs_tolerance": value, "rel_tolerance": value}
+
+
+def _version_dict(mv: ModelVersion) -> dict[str, Any]:
+    return {
+        "model": mv.model,
+        "version": mv.version,
+        "stage": mv.stage.value,
+        "artifact_sha256": mv.artifact_sha256,
+        "artifact_size": mv.artifact_size,
+        "config_hash": mv.lineage.get("config_hash"),
+        "performance": mv.lineage.get("performance"),
+        "parity": mv.parity,
+        "inputs": mv.schema.get("inputs"),
+        "created_by": mv.created_by,
+    }
+
+
+def _parity_summary(parity: dict[str, Any]) -> tuple[Any, Any, str]:
+    """(max diff, agreement-or-relative diff, verdict) for the table."""
+    verdict = "passed" if parity.get("passed") else "FAILED"
+    if parity.get("forced"):
+        verdict += " (forced)"
+    if parity.get("label_agreement") is not None:
+        return parity.get("max_abs_diff"), parity.get("label_agreement"), verdict
+    return parity.get("max_abs_diff"), f"rel {parity.get('max_rel_diff', 0):.3g}", verdict
+
+
+async def cmd_convert(args: argparse.Namespace) -> int:
+    try:
+        from converters import (
+            ConversionError,
+            git_commit_of,
+            load_estimator,
+            load_metadata,
+            publish,
+            read_table,
+        )
+    except ImportError:
+        fail(_INSTALL_HINT)
+    tags = _parse_tags(args.tag)
+    if args.git_commit is not None and not _SHA.fullmatch(args.git_commit):
+        fail(f"invalid --git-commit {args.git_commit!r}: expected a hex commit sha")
+    try:
+        estimator = load_estimator(args.estimator)
+        sample = read_table(args.sample)
+        metadata = load_metadata(args.metadata) if args.metadata else {}
+        if args.git_commit:
+            metadata["git_commit"] = args.git_commit.lower()
+        async with opened_registry(args) as registry:
+            mv = await publish(
+                registry,
+                args.name,
+                estimator,
+                sample,
+                args.label,
+                version=args.version,
+                bump=args.bump,
+                metadata=metadata,
+                force=args.force,
+                actor=actor(),
+                description=args.description,
+                tags=tags,
+                git_commit=None if args.git_commit else git_commit_of(args.estimator),
+                **_tolerances(args.tolerance),
+            )
+    except ConversionError as exc:
+        raise CLIError(str(exc)) from None
+    if args.json:
+        print_json(_version_dict(mv))
+        return 0
+    max_diff, agreement, verdict = _parity_summary(mv.parity)
+    row = (
+        mv.model,
+        mv.version,
+        mv.stage.value,
+        mv.artifact_sha256[:12],
+        mv.parity.get("rows"),
+        max_diff,
+        agreement,
+        verdict,
+    )
+    print_table(
+        [row], ["model", "version", "stage", "sha256", "rows", "max_diff", "agreement", "parity"]
+    )
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        from converters.demo import MODEL, register_demo
+        from converters.demo_data import write_demo_dataset
+    except ImportError:
+        fail(_INSTALL_HINT)
+    async with opened_registry(args) as registry:
+        existing = {m.name for m in await registry.list_models()}
+        created = MODEL not in existing
+        if created:
+            versions = await register_demo(registry, actor=actor())
+        else:
+            versions = await registry.list_versions(MODEL)
+    data_path = None
+    if args.write_data:
+        try:
+            data_path = str(write_demo_dataset(args.write_data, drift=args.drift))
+        except OSError as exc:
+            fail(f"cannot write {args.write_data}: {exc.strerror or exc}")
+    if args.json:
+        print_json(
+            {
+                "model": MODEL,
+                "created": created,
+                "data": data_path,
+                "versions": [_version_dict(mv) for mv in versions],
+            }
+        )
+        return 0
+    if created:
+        print(f"registered the demo model {MODEL!r}:")
+    else:
+        print(f"model {MODEL!r} already exists; nothing registered:")
+    rows = [
+        (
+            mv.version,
+            mv.stage.value,
+            mv.lineage.get("model_type"),
+            (mv.lineage.get("performance") or {}).get("test_auc"),
+            mv.artifact_sha256[:12],
+        )
+        for mv in versions
+    ]
+    print_table(rows, ["version", "stage", "model_type", "test_auc", "sha256"])
+    if data_path:
+        print(f"wrote demo data to {data_path}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "convert",
+        help="convert a fitted scikit-learn estimator to ONNX, prove parity and register it",
+    )
+    p.add_argument(
+        "estimator",
+        metavar="ESTIMATOR",
+        help="joblib/pickle file of a fitted estimator (trusted files only: unpickling runs code)",
+    )
+    p.add_argument(
+        "--sample",
+        required=True,
+        metavar="DATA",
+        help="held-out rows (csv, parquet, npy, npz) for parity and reference distributions",
+    )
+    p.add_argument("--label", metavar="COL", help="label column of the sample (not a feature)")
+    p.add_argument("--name", required=True, metavar="N", help="model name")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--version", metavar="V", help="explicit version, e.g. 1.2.0")
+    which.add_argument(
+        "--bump",
+        choices=["major", "minor", "patch"],
+        help="next version after the highest existing one (1.0.0 for a new model)",
+    )
+    p.add_argument(
+        "--metadata",
+        metavar="FILE.yaml",
+        help="metadata.yaml (lifecycle guide layout): extends / overrides inferred lineage",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="register even when parity fails (recorded as forced)"
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        metavar="T",
+        help="parity tolerance: max probability difference for classifiers, max "
+        "relative difference for regressors (default 1e-4)",
+    )
+    p.add_argument("--description", default="", help="free text stored with the version")
+    p.add_argument("--tag", action="append", default=[], metavar="K=V", help="repeatable")
+    p.add_argument(
+        "--git-commit",
+        metavar="SHA",
+        help="training code commit (default: HEAD of the estimator file's repository)",
+    )
+    common_options(p)
+    p.set_defaults(handler=cmd_convert)
+
+    p = subparsers.add_parser("demo", help="register the demo model 'churn' unless it exists")
+    p.add_argument(
+        "--write-data",
+        metavar="FILE.csv",
+        help="also write the demo's labelled holdout rows (for evaluate / curl examples)",
+    )
+    p.add_argument(
+        "--drift",
+        action="store_true",
+        help="with --write-data: rows from a shifted population instead",
+    )
+    common_options(p)
+    p.set_defaults(handler=cmd_demo)
