@@ -1,0 +1,1 @@
+"""Load tests and micro-benchmarks for modelgate (run with ``python -m benchmarks``)."""

@@ -1,0 +1,102 @@
+"""Medians, spreads and paired ratios from a scenario's runs.
+
+A ratio is computed per repetition from the two runs of that repetition (they were
+measured minutes apart at most, under the same drift), then reported as the median of
+those per-repetition ratios with their min-max spread.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+from benchmarks.scenarios import Ratio, Scenario
+
+# a run during which other processes used more CPU than this (in cores) was disturbed
+DISTURBED_OTHER_CPU = 0.25
+
+METRICS = {
+    "rps": lambda run: run["rps"],
+    "p50": lambda run: run["latency_us"]["p50"],
+    "p90": lambda run: run["latency_us"]["p90"],
+    "p99": lambda run: run["latency_us"]["p99"],
+    "wrk_cpu": lambda run: run["wrk_cpu_cores"],
+    "server_cpu": lambda run: run["server_cpu_cores"],
+    "other_cpu": lambda run: run["other_cpu_cores"],
+}
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), 4),
+        "min": round(min(values), 4),
+        "max": round(max(values), 4),
+        "n": len(values),
+    }
+
+
+def summarize_points(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (server, connections, workers): every metric's median and spread."""
+    groups: dict[tuple[str, int, int], list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        groups[(run["server"], run["connections"], run["workers"])].append(run)
+    points = []
+    for (server, connections, workers), group in groups.items():
+        point: dict[str, Any] = {"server": server, "connections": connections, "workers": workers}
+        for name, get in METRICS.items():
+            point[name] = spread([float(get(run)) for run in group])
+        point["non_2xx"] = sum(run["non_2xx"] for run in group)
+        point["socket_errors"] = sum(run["socket_errors"] for run in group)
+        points.append(point)
+    return points
+
+
+def ratio_result(ratio: Ratio, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    get = METRICS[ratio.metric]
+
+    def by_rep(server: str) -> dict[int, dict[str, Any]]:
+        return {
+            run["rep"]: run
+            for run in runs
+            if run["server"] == server
+            and run["connections"] == ratio.connections
+            and run["workers"] == ratio.workers
+        }
+
+    top, bottom = by_rep(ratio.numerator), by_rep(ratio.denominator)
+    reps = sorted(set(top) & set(bottom))
+    values = [get(top[r]) / get(bottom[r]) for r in reps if get(bottom[r]) > 0]
+    result: dict[str, Any] = {
+        "name": ratio.name,
+        "numerator": ratio.numerator,
+        "denominator": ratio.denominator,
+        "metric": ratio.metric,
+        "connections": ratio.connections,
+        "workers": ratio.workers,
+        "target": ratio.target,
+        "op": ratio.op,
+        "meaning": ratio.meaning,
+    }
+    if not values:
+        result.update(value=None, passed=None, clean=None)
+        return result
+    involved = [top[r] for r in reps] + [bottom[r] for r in reps]
+    result["value"] = spread(values)
+    # a run with failed requests does not count as a pass, whatever its speed
+    result["clean"] = all(run["non_2xx"] == 0 and run["socket_errors"] == 0 for run in involved)
+    if ratio.target is None:
+        result["passed"] = None
+    else:
+        median = result["value"]["median"]
+        met = median >= ratio.target if ratio.op == ">=" else median <= ratio.target
+        result["passed"] = bool(met and result["clean"])
+    return result
+
+
+def summarize_scenario(scenario: Scenario, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "disturbed_runs": sum(run["other_cpu_cores"] > DISTURBED_OTHER_CPU for run in runs),
+        "points": summarize_points(runs),
+        "ratios": [ratio_result(ratio, runs) for ratio in scenario.ratios],
+    }
