@@ -1,0 +1,132 @@
+"""``modelgate serve``: run the gateway on uvicorn (uvloop, httptools, no access log)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+from typing import Any
+
+import orjson
+
+from gateway.cli.common import actor, common_options
+from gateway.cli.output import CLIError
+from gateway.controlplane.auth import resolve_admin_token
+from gateway.dataplane.transport import CoalescingHttpToolsProtocol
+from gateway.settings import Settings, SettingsError
+from registry.sqlite_store import open_registry
+
+APP_FACTORY = "gateway.app:create_app_from_env"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the HTTP gateway",
+        description="Serve every registered model (Open Inference Protocol V2 + /predict).",
+    )
+    common_options(parser, json_flag=False)
+    parser.add_argument("--host", help="bind address (default: $MODELGATE_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: $MODELGATE_PORT or 8000)")
+    parser.add_argument("--workers", type=int, help="worker processes (default: 1)")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="register the demo model 'churn' first when the registry is empty",
+    )
+    parser.set_defaults(handler=run_serve)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    try:
+        return Settings.from_environ(
+            os.environ, home=args.home, host=args.host, port=args.port, workers=args.workers
+        )
+    except SettingsError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def example_instance(schema: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """One plausible named row for the curl example (reference medians and categories)."""
+    numerical = reference.get("numerical") or {}
+    categorical = reference.get("categorical") or {}
+    row: dict[str, Any] = {}
+    for feature in schema.get("features") or []:
+        name = feature.get("name")
+        if feature.get("kind") == "categorical" or feature.get("dtype") == "string":
+            categories = (categorical.get(name) or {}).get("categories") or [""]
+            row[name] = categories[0]
+        else:
+            edges = (numerical.get(name) or {}).get("edges") or [0.0]
+            row[name] = round(float(edges[len(edges) // 2]), 4)
+    return row
+
+
+async def _prepare(settings: Settings, demo: bool) -> tuple[str, dict[str, Any]] | None:
+    """Register the demo when asked and the registry is empty; pick a curl example."""
+    registry = await open_registry(settings.paths)
+    try:
+        models = await registry.list_models()
+        if demo and not models:
+            from converters.demo import register_demo  # lazy: serving never needs sklearn
+
+            print("registering the demo model (training takes a few seconds)...", flush=True)
+            await register_demo(registry, actor=actor())
+            models = await registry.list_models()
+        for model in models:
+            if model.production_version is None:
+                continue
+            version = await registry.get_version(model.name, model.production_version)
+            return model.name, example_instance(version.schema, version.reference)
+        return None
+    finally:
+        await registry.close()
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = settings_from_args(args)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    example = asyncio.run(_prepare(settings, args.demo))
+    _token, token_path = resolve_admin_token(settings)
+
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"modelgate serving on {base} (registry {settings.home})")
+    if token_path is not None:
+        print(f"admin token: {token_path}")
+    else:
+        print("admin token: from MODELGATE_ADMIN_TOKEN")
+    if example is not None:
+        name, row = example
+        body = orjson.dumps({"instances": [row]}).decode()
+        print("try:")
+        print(
+            f"  curl -s -X POST {base}/predict/{name} -H 'content-type: application/json' "
+            f"-d {shlex.quote(body)}"
+        )
+    else:
+        print("no model in production yet: register one with `modelgate convert`")
+
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        # httptools, with each response's headers and body sent in one write
+        "http": CoalescingHttpToolsProtocol,
+        "lifespan": "on",
+        "access_log": False,
+        "server_header": False,
+        "log_level": "info",
+    }
+    if settings.workers > 1:
+        # each worker process builds its app from the environment
+        os.environ.update(settings.to_environ())
+        uvicorn.run(APP_FACTORY, factory=True, workers=settings.workers, **common)
+    else:
+        from gateway.app import create_app, setup_logging
+
+        setup_logging()
+        uvicorn.run(create_app(settings, freeze_gc=True), **common)
+    return 0

@@ -1,0 +1,335 @@
+"""Adaptive batching in front of one runner: concurrent requests share one ORT call.
+
+Requests are ``(feeds, n_rows)``; a batch concatenates the feeds of several requests
+along the row axis, runs once, and hands every caller exactly its rows back (row
+offsets). Two execution modes:
+
+* ``inline`` -- the call runs on the event loop. With batching on, every request that
+  arrives before the next loop tick joins the batch (``loop.call_soon``). For tiny models
+  the thread hop costs more than the inference (pitfalls.md), so this is their mode. A
+  single request larger than ``max_batch_size`` rows still goes to the worker thread, so
+  one big request never stalls the loop.
+* ``thread`` -- one hop per batch to a dedicated worker thread (ORT releases the GIL), so
+  the loop keeps parsing requests while a batch runs; what arrives meanwhile becomes the
+  next batch, which is dispatched the moment the worker is free.
+
+``auto`` picks per model from the measured single-row latency (``choose_mode``).
+With batching off every request runs alone, in the same mode.
+
+Cancellation safety: futures are resolved only ``if not fut.done()``, completion never
+raises, and a failing merged batch is retried request by request so that one bad request
+fails alone; an ORT failure becomes ``InferenceFailed`` (a server-side 500), never a
+client error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from queue import SimpleQueue
+from typing import Any
+
+import numpy as np
+
+from gateway.dataplane.runner import Feeds, Outputs
+from gateway.errors import GatewayError, ModelNotReady
+
+logger = logging.getLogger("modelgate.batcher")
+
+Item = tuple[Feeds, int, "asyncio.Future[Outputs]"]
+Result = Outputs | BaseException
+
+
+class InferenceFailed(GatewayError):
+    """The model itself failed on input the codec accepted: a server-side error."""
+
+    status = 500
+    reason = "inference_failed"
+
+
+def choose_mode(setting: str, single_row_us: float | None, inline_max_us: float) -> str:
+    """``inline`` or ``thread``: explicit settings win; ``auto`` compares the measured
+    single-row latency with ``inline_max_us`` (a model that is slower than that gains more
+    from running beside the loop than the hop costs)."""
+    if setting in ("inline", "thread"):
+        return setting
+    if single_row_us is None:
+        return "thread"
+    return "inline" if single_row_us <= inline_max_us else "thread"
+
+
+class Batcher:
+    __slots__ = (
+        "infer",
+        "mode",
+        "batching",
+        "max_batch_size",
+        "max_delay_s",
+        "label",
+        "batches",
+        "batched_rows",
+        "_run",
+        "_pending",
+        "_pending_rows",
+        "_scheduled",
+        "_timer",
+        "_busy",
+        "_in_flight",
+        "_closed",
+        "_loop",
+        "_queue",
+        "_thread",
+    )
+
+    def __init__(
+        self,
+        run: Callable[[Feeds], Outputs],
+        *,
+        mode: str = "inline",
+        batching: bool = True,
+        max_batch_size: int = 64,
+        max_delay_s: float = 0.0,
+        label: str = "",
+    ) -> None:
+        if mode not in ("inline", "thread"):
+            raise ValueError(f"mode must be inline or thread, not {mode!r}")
+        self.mode = mode
+        self.batching = batching
+        self.max_batch_size = max_batch_size
+        self.max_delay_s = max_delay_s
+        self.label = label
+        # plain counters, read by monitoring
+        self.batches = 0
+        self.batched_rows = 0
+        self._run = run
+        self._pending: list[Item] = []
+        self._pending_rows = 0
+        self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._busy = False
+        self._in_flight = 0
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # (batch, whether it is the thread-mode batch that holds ``_busy``) or None to stop
+        self._queue: SimpleQueue[tuple[list[Item], bool] | None] = SimpleQueue()
+        self._thread: threading.Thread | None = None
+        # bind the request entry point once: no mode test per request
+        if mode == "inline":
+            self.infer = self._infer_batched if batching else self._infer_inline
+        else:
+            self.infer = self._infer_batched if batching else self._infer_threaded
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    # --- request entry points (one is bound to ``infer``) ------------------------
+    async def _infer_inline(self, feeds: Feeds, n_rows: int) -> Outputs:
+        if self._closed:
+            raise ModelNotReady(f"{self.label} is unloading")
+        if n_rows > self.max_batch_size:
+            return await self._infer_threaded(feeds, n_rows)
+        try:
+            outputs = self._run(feeds)
+        except Exception as exc:
+            raise _failure(exc, self.label) from exc
+        self.batches += 1
+        self.batched_rows += n_rows
+        return outputs
+
+    async def _infer_threaded(self, feeds: Feeds, n_rows: int) -> Outputs:
+        loop = self._loop or self._start()
+        if self._closed:
+            raise ModelNotReady(f"{self.label} is unloading")
+        future: asyncio.Future[Outputs] = loop.create_future()
+        self._in_flight += 1
+        self._to_worker([(feeds, n_rows, future)], False)
+        return await future
+
+    async def _infer_batched(self, feeds: Feeds, n_rows: int) -> Outputs:
+        loop = self._loop or self._start()
+        if self._closed:
+            raise ModelNotReady(f"{self.label} is unloading")
+        future: asyncio.Future[Outputs] = loop.create_future()
+        self._in_flight += 1
+        self._pending.append((feeds, n_rows, future))
+        self._pending_rows += n_rows
+        if not self._busy:
+            if not self._scheduled:
+                self._scheduled = True
+                if self.max_delay_s > 0 and self._pending_rows < self.max_batch_size:
+                    self._timer = loop.call_later(self.max_delay_s, self._dispatch)
+                else:
+                    loop.call_soon(self._dispatch)
+            elif self._timer is not None and self._pending_rows >= self.max_batch_size:
+                # a full batch does not wait for the delay
+                self._timer.cancel()
+                self._timer = None
+                loop.call_soon(self._dispatch)
+        return await future
+
+    # --- batching ----------------------------------------------------------------
+    def _start(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        return loop
+
+    def _to_worker(self, batch: list[Item], holds_busy: bool) -> None:
+        if self._thread is None:  # started on first use: inline models rarely need it
+            self._thread = threading.Thread(
+                target=self._worker, args=(self._loop,), name=f"ort-{self.label}", daemon=True
+            )
+            self._thread.start()
+        self._queue.put((batch, holds_busy))
+
+    def _take_batch(self) -> list[Item]:
+        """Oldest requests first, up to max_batch_size rows; at least one request."""
+        pending = self._pending
+        batch: list[Item] = []
+        rows = 0
+        limit = self.max_batch_size
+        taken = 0
+        for item in pending:
+            if item[2].done():  # cancelled while waiting: drop it, never run it
+                taken += 1
+                self._in_flight -= 1
+                self._pending_rows -= item[1]
+                continue
+            if batch and rows + item[1] > limit:
+                break
+            batch.append(item)
+            rows += item[1]
+            taken += 1
+            if rows >= limit:
+                break
+        del pending[:taken]
+        self._pending_rows -= rows
+        return batch
+
+    def _dispatch(self) -> None:
+        self._scheduled = False
+        self._timer = None
+        if self.mode == "inline":
+            limit = self.max_batch_size
+            while self._pending:
+                batch = self._take_batch()
+                if len(batch) == 1 and batch[0][1] > limit:
+                    # one oversized request would block the loop: it takes the thread
+                    self._to_worker(batch, False)
+                elif batch:
+                    self._resolve(batch, self._execute(batch))
+            return
+        if self._busy or self._closed:
+            return
+        batch = self._take_batch()
+        if batch:
+            self._busy = True
+            self._to_worker(batch, True)
+
+    def _on_batch_done(self, batch: list[Item], results: list[Result], holds_busy: bool) -> None:
+        """Runs on the loop when the worker finished a batch."""
+        self._resolve(batch, results)
+        if holds_busy:
+            self._busy = False
+            if self._pending and not self._scheduled:
+                # requests that arrived during the run already waited: go now
+                self._dispatch()
+
+    def _resolve(self, batch: list[Item], results: list[Result]) -> None:
+        self._in_flight -= len(batch)
+        self.batches += 1
+        for (_feeds, n_rows, future), result in zip(batch, results, strict=True):
+            self.batched_rows += n_rows
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                error = _failure(result, self.label)
+                error.__cause__ = result
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+    def _execute(self, batch: list[Item]) -> list[Result]:
+        """Run one batch; never raises. Runs on the loop (inline) or the worker."""
+        run = self._run
+        if len(batch) == 1:
+            return [_run_one(run, batch[0][0])]
+        first = batch[0][0]
+        try:
+            merged = {name: np.concatenate([item[0][name] for item in batch]) for name in first}
+            outputs = run(merged)
+        except Exception:
+            # isolate the request that broke the merged call: only it fails
+            return [_run_one(run, item[0]) for item in batch]
+        results: list[Result] = []
+        start = 0
+        for _feeds, n_rows, _future in batch:
+            stop = start + n_rows
+            results.append({name: value[start:stop] for name, value in outputs.items()})
+            start = stop
+        return results
+
+    def _worker(self, loop: asyncio.AbstractEventLoop) -> None:
+        queue = self._queue
+        while True:
+            job = queue.get()
+            if job is None:
+                return
+            batch, holds_busy = job
+            results = self._execute(batch)
+            try:
+                loop.call_soon_threadsafe(self._on_batch_done, batch, results, holds_busy)
+            except RuntimeError:  # loop closed under us: nobody is waiting any more
+                return
+
+    # --- lifecycle (control plane) -------------------------------------------------
+    async def drain(self, timeout_s: float = 30.0) -> bool:
+        """Wait until every submitted request has been answered; False on timeout."""
+        waited = 0.0
+        while self._in_flight > 0 and waited < timeout_s:
+            await asyncio.sleep(0.01)
+            waited += 0.01
+        return self._in_flight == 0
+
+    async def aclose(self) -> None:
+        """Refuse new requests, fail the queued ones, stop the worker thread."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._pending = self._pending, []
+        self._pending_rows = 0
+        for _feeds, _rows, future in pending:
+            self._in_flight -= 1
+            if not future.done():
+                future.set_exception(ModelNotReady(f"{self.label} was unloaded"))
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(thread.join, 10.0)
+
+
+def _run_one(run: Callable[[Feeds], Outputs], feeds: Feeds) -> Result:
+    try:
+        return run(feeds)
+    except Exception as exc:
+        return exc
+
+
+def _failure(exc: BaseException, label: str) -> InferenceFailed:
+    logger.warning("inference failed on %s: %s", label, exc)
+    return InferenceFailed(f"model {label} failed to run this input")
+
+
+def describe(batcher: Batcher) -> dict[str, Any]:
+    """Plain view for admin/monitoring."""
+    return {
+        "mode": batcher.mode,
+        "batching": batcher.batching,
+        "max_batch_size": batcher.max_batch_size,
+        "batches": batcher.batches,
+        "rows": batcher.batched_rows,
+        "mean_batch_rows": (batcher.batched_rows / batcher.batches) if batcher.batches else 0.0,
+    }

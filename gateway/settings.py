@@ -1,0 +1,177 @@
+"""Gateway settings: one frozen dataclass built from an environment mapping.
+
+Every knob is a ``MODELGATE_*`` variable (the names are shared with the benchmarks);
+``from_environ`` casts each one and fails fast with a message naming the variable.
+CLI flags win over the environment by being passed as ``overrides``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from registry.home import HomePaths, resolve_home
+
+INFERENCE_MODES = ("auto", "inline", "thread")
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    # None: read <home>/admin-token, or generate it there (controlplane.auth)
+    admin_token: str | None = None
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_rows: int = 4096
+    batching: bool = True
+    max_batch_size: int = 64
+    # 0 = dispatch on the next loop tick when the worker is idle; batches still grow
+    # to max_batch_size while a previous batch runs (measured: waiting only adds latency)
+    max_batch_delay_ms: float = 0.0
+    inference_mode: str = "auto"
+    # auto mode: a model whose fastest single-row run (timed at load) takes at most this
+    # many µs runs inline, slower ones in a worker thread. One hop to the thread and back
+    # cost the loop ~21-25 µs of CPU and ~50 µs of latency here (one request at a time,
+    # 100-tree forest vs inline), so below ~40 µs a hop costs about as much as it offloads
+    inline_max_us: float = 40.0
+    ort_intra_op_threads: int = 1
+    shadow_queue: int = 1024
+    poll_interval_ms: int = 250
+    ring_capacity: int = 10_000
+
+    @property
+    def paths(self) -> HomePaths:
+        return HomePaths(self.home)
+
+    @property
+    def max_batch_delay_s(self) -> float:
+        return self.max_batch_delay_ms / 1000.0
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``); ``overrides`` win.
+
+        Overrides whose value is None are ignored, so CLI defaults of None fall back to
+        the environment.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {"home": resolve_home(None, env).root}
+        for name, (var, cast) in _ENV.items():
+            raw = env.get(var)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[name] = cast(raw.strip())
+            except (TypeError, ValueError) as exc:
+                raise SettingsError(f"{var}={raw!r}: {exc}") from None
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key == "home":
+                value = resolve_home(value, env).root
+            values[key] = value
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        changed = replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        changed.validate()
+        return changed
+
+    def validate(self) -> None:
+        checks: list[tuple[bool, str]] = [
+            (1 <= self.port <= 65535, "port must be between 1 and 65535"),
+            (self.workers >= 1, "workers must be at least 1"),
+            (self.max_body_bytes >= 1024, "MODELGATE_MAX_BODY_BYTES must be at least 1024"),
+            (self.max_rows >= 1, "MODELGATE_MAX_ROWS must be at least 1"),
+            (self.max_batch_size >= 1, "MODELGATE_MAX_BATCH_SIZE must be at least 1"),
+            (0 <= self.max_batch_delay_ms <= 1000, "MODELGATE_MAX_BATCH_DELAY_MS must be 0..1000"),
+            (
+                self.inference_mode in INFERENCE_MODES,
+                f"MODELGATE_INFERENCE_MODE must be one of {', '.join(INFERENCE_MODES)}",
+            ),
+            (self.inline_max_us >= 0, "MODELGATE_INLINE_MAX_US must be >= 0"),
+            (self.ort_intra_op_threads >= 1, "MODELGATE_ORT_INTRA_OP_THREADS must be at least 1"),
+            (self.shadow_queue >= 1, "MODELGATE_SHADOW_QUEUE must be at least 1"),
+            (self.poll_interval_ms >= 10, "MODELGATE_POLL_INTERVAL_MS must be at least 10"),
+            (self.ring_capacity >= 16, "MODELGATE_RING_CAPACITY must be at least 16"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SettingsError(message)
+
+    def to_environ(self) -> dict[str, str]:
+        """The MODELGATE_* variables that rebuild these settings (for uvicorn workers)."""
+        out = {"MODELGATE_HOME": str(self.home)}
+        for name, (var, _cast) in _ENV.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                out[var] = "on" if value else "off"
+            else:
+                out[var] = str(value)
+        return out
+
+
+def _int(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("expected an integer") from None
+
+
+def _number(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError("expected a number") from None
+
+
+def _switch(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("on", "true", "1", "yes"):
+        return True
+    if lowered in ("off", "false", "0", "no"):
+        return False
+    raise ValueError("expected on or off")
+
+
+def _mode(raw: str) -> str:
+    lowered = raw.lower()
+    if lowered not in INFERENCE_MODES:
+        raise ValueError(f"expected one of {', '.join(INFERENCE_MODES)}")
+    return lowered
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "host": ("MODELGATE_HOST", _text),
+    "port": ("MODELGATE_PORT", _int),
+    "workers": ("MODELGATE_WORKERS", _int),
+    "admin_token": ("MODELGATE_ADMIN_TOKEN", _text),
+    "max_body_bytes": ("MODELGATE_MAX_BODY_BYTES", _int),
+    "max_rows": ("MODELGATE_MAX_ROWS", _int),
+    "batching": ("MODELGATE_BATCHING", _switch),
+    "max_batch_size": ("MODELGATE_MAX_BATCH_SIZE", _int),
+    "max_batch_delay_ms": ("MODELGATE_MAX_BATCH_DELAY_MS", _number),
+    "inference_mode": ("MODELGATE_INFERENCE_MODE", _mode),
+    "inline_max_us": ("MODELGATE_INLINE_MAX_US", _number),
+    "ort_intra_op_threads": ("MODELGATE_ORT_INTRA_OP_THREADS", _int),
+    "shadow_queue": ("MODELGATE_SHADOW_QUEUE", _int),
+    "poll_interval_ms": ("MODELGATE_POLL_INTERVAL_MS", _int),
+    "ring_capacity": ("MODELGATE_RING_CAPACITY", _int),
+}

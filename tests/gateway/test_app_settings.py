@@ -1,0 +1,112 @@
+"""Settings from the environment, and the admin token file."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from gateway.controlplane.auth import AdminAuth, read_or_create_token, resolve_admin_token
+from gateway.settings import _ENV, Settings, SettingsError
+
+
+def test_defaults(tmp_path):
+    settings = Settings.from_environ({"MODELGATE_HOME": str(tmp_path)})
+    assert settings.home == tmp_path.resolve()
+    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8000, 1)
+    assert settings.max_body_bytes == 8 * 1024 * 1024
+    assert settings.batching is True and settings.max_batch_size == 64
+    assert settings.inference_mode == "auto" and settings.ort_intra_op_threads == 1
+    assert settings.poll_interval_ms == 250 and settings.ring_capacity == 10_000
+    assert settings.admin_token is None
+
+
+def test_every_variable_is_cast(tmp_path):
+    environ = {
+        "MODELGATE_HOME": str(tmp_path),
+        "MODELGATE_HOST": "0.0.0.0",
+        "MODELGATE_PORT": "9000",
+        "MODELGATE_ADMIN_TOKEN": "tok",
+        "MODELGATE_MAX_BODY_BYTES": "4096",
+        "MODELGATE_MAX_ROWS": "10",
+        "MODELGATE_BATCHING": "off",
+        "MODELGATE_MAX_BATCH_SIZE": "8",
+        "MODELGATE_MAX_BATCH_DELAY_MS": "1.5",
+        "MODELGATE_INFERENCE_MODE": "Thread",
+        "MODELGATE_ORT_INTRA_OP_THREADS": "2",
+        "MODELGATE_SHADOW_QUEUE": "16",
+        "MODELGATE_POLL_INTERVAL_MS": "100",
+        "MODELGATE_RING_CAPACITY": "500",
+    }
+    settings = Settings.from_environ(environ)
+    assert settings.port == 9000 and settings.host == "0.0.0.0"
+    assert settings.batching is False and settings.max_batch_delay_s == pytest.approx(0.0015)
+    assert settings.inference_mode == "thread" and settings.ort_intra_op_threads == 2
+    assert settings.ring_capacity == 500 and settings.admin_token == "tok"
+    # round trip through the environment (how uvicorn workers get their settings)
+    assert Settings.from_environ(settings.to_environ()) == settings
+
+
+def test_cli_overrides_win_and_none_falls_back(tmp_path):
+    environ = {"MODELGATE_HOME": str(tmp_path / "env"), "MODELGATE_PORT": "9000"}
+    settings = Settings.from_environ(environ, home=str(tmp_path / "cli"), port=None, host="::1")
+    assert settings.home == (tmp_path / "cli").resolve()
+    assert settings.port == 9000 and settings.host == "::1"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("MODELGATE_PORT", "http", "MODELGATE_PORT"),
+        ("MODELGATE_PORT", "70000", "port"),
+        ("MODELGATE_BATCHING", "maybe", "on or off"),
+        ("MODELGATE_INFERENCE_MODE", "gpu", "auto, inline, thread"),
+        ("MODELGATE_MAX_BATCH_SIZE", "0", "MODELGATE_MAX_BATCH_SIZE"),
+        ("MODELGATE_MAX_BATCH_DELAY_MS", "soon", "MODELGATE_MAX_BATCH_DELAY_MS"),
+        ("MODELGATE_MAX_BODY_BYTES", "10", "MODELGATE_MAX_BODY_BYTES"),
+    ],
+)
+def test_bad_values_fail_fast_naming_the_variable(tmp_path, name, value, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_environ({"MODELGATE_HOME": str(tmp_path), name: value})
+
+
+def test_every_field_but_home_has_a_variable():
+    assert {f.name for f in fields(Settings)} == set(_ENV) | {"home"}
+
+
+def test_the_token_file_is_created_once_with_mode_0600(tmp_path):
+    settings = Settings.from_environ({"MODELGATE_HOME": str(tmp_path / "home")})
+    token, path = resolve_admin_token(settings)
+    assert path == tmp_path.resolve() / "home" / "admin-token"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert len(token) >= 32
+    again, _ = resolve_admin_token(settings)
+    assert again == token
+    assert [p.name for p in path.parent.iterdir()] == ["admin-token"]  # no temp files left
+
+
+def test_the_environment_token_wins(tmp_path):
+    settings = Settings.from_environ(
+        {"MODELGATE_HOME": str(tmp_path), "MODELGATE_ADMIN_TOKEN": "t"}
+    )
+    assert resolve_admin_token(settings) == ("t", None)
+    assert not (tmp_path / "admin-token").exists()
+
+
+def test_an_existing_token_file_is_kept(tmp_path):
+    path = Path(tmp_path / "admin-token")
+    path.write_text("chosen-by-operator\n")
+    assert read_or_create_token(path) == "chosen-by-operator"
+
+
+def test_bearer_check():
+    auth = AdminAuth("abc")
+    assert auth.authorized("Bearer abc") and auth.authorized(b"bearer abc")
+    for bad in (None, "", "abc", "Bearer", "Bearer abd", "Basic abc", "Bearer abc extra"):
+        assert not auth.authorized(bad), bad
+    with pytest.raises(ValueError):
+        AdminAuth("")
