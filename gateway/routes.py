@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute, Route
 
+from gateway.controlplane.admin_routes import admin_routes
 from gateway.controlplane.repository_api import (
     index_endpoint,
     load_endpoint,
@@ -59,6 +60,7 @@ def build_routes(state: GatewayState) -> list[BaseRoute]:
         Route("/v2/repository/models/{name}/load", load_endpoint, methods=["POST"]),
         Route("/v2/repository/models/{name}/unload", unload_endpoint, methods=["POST"]),
         Route("/admin/models/{name}/shadow", shadow_endpoint, methods=["GET"]),
+        *admin_routes(state),
     ]
 
 

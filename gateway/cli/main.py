@@ -7,11 +7,25 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from gateway.cli import convert_commands, registry_commands, serve_command
+from gateway.cli import (
+    admin_commands,
+    convert_commands,
+    evaluate_command,
+    registry_commands,
+    rollout_command,
+    serve_command,
+)
 from gateway.cli.output import CLIError
 from registry.errors import RegistryError
 
-COMMAND_MODULES = (registry_commands, convert_commands, serve_command)
+COMMAND_MODULES = (
+    registry_commands,
+    convert_commands,
+    serve_command,
+    admin_commands,
+    evaluate_command,
+    rollout_command,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
