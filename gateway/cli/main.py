@@ -52,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # output piped into e.g. `head`: stop quietly, as other Unix tools do
+        sys.stderr.close()
+        return 141
 
 
 if __name__ == "__main__":

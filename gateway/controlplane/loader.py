@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import orjson
 
 from gateway.dataplane.batcher import Batcher, choose_mode
-from gateway.dataplane.runner import OnnxRunner
+from gateway.dataplane.runner import ModelLoadError, OnnxRunner
 from gateway.dataplane.signature import ModelSignature
 from gateway.dataplane.snapshot import Variant
 from gateway.settings import Settings
@@ -78,7 +78,7 @@ async def load_variant(
         )
     except LoadFailed:
         raise
-    except (RegistryError, ValueError, OSError, RuntimeError) as exc:
+    except (RegistryError, ModelLoadError, ValueError, OSError, RuntimeError) as exc:
         raise LoadFailed(f"{label}: {_one_line(exc)}") from exc
     mode = choose_mode(settings.inference_mode, runner.single_row_us, settings.inline_max_us)
     batcher = Batcher(
