@@ -15,8 +15,11 @@ from benchmarks.scenarios import ServerSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_PATH = "/v2/health/ready"
-# the admin API is not exercised; a fixed token keeps `serve` from writing one to the home
+# a fixed token keeps `serve` from writing one to the home; the rollback scenario's admin
+# client (benchmarks/rollback_load.py) sends it as its bearer token
 ADMIN_TOKEN = "benchmark-admin-token"
+# MLServer variants (benchmarks/mlserver/): the stock scikit-learn runtime and the ORT one
+MLSERVER_KINDS = {"mlserver-sklearn": "sklearn", "mlserver-onnx": "onnx"}
 
 UVICORN_APPS = {"bare": "benchmarks.servers.bare:app", "naive": "benchmarks.servers.naive:app"}
 
@@ -51,6 +54,9 @@ def modelgate_command(home: Path, port: int, workers: int) -> list[str]:
 
 def modelgate_home_path(model: str, spec: ServerSpec) -> Path:
     split = "-".join(f"{v}_{w:g}" for v, w in spec.routes) or "single"
+    split += "".join(f"-shadow_{v}_{s:g}" for v, s in spec.shadow)
+    # the rollback scenario changes stages in its registry: it gets a home of its own
+    split += "-rollback" if spec.rollback_every_s > 0 else ""
     return WORK_DIR / "homes" / f"{model}-{split}"
 
 
@@ -71,6 +77,16 @@ def launch(
             raise ValueError(f"server {spec.label} needs a modelgate home")
         env["MODELGATE_ADMIN_TOKEN"] = ADMIN_TOKEN
         argv = modelgate_command(home, port, workers)
+    elif spec.kind in MLSERVER_KINDS:
+        if model is None:
+            raise ValueError(f"server {spec.label} needs a model")
+        if workers != 1:
+            raise ValueError(f"{spec.label}: MLServer runs with its tuned parallel_workers only")
+        from benchmarks.mlserver.launch import mlserver_server_process
+
+        variant = MLSERVER_KINDS[spec.kind]
+        model_file = model.estimator_path if variant == "sklearn" else model.onnx_path
+        return mlserver_server_process(spec.label, variant, model_file, model.name)
     else:
         raise ValueError(f"unknown server kind {spec.kind!r}")
     env.update(dict(spec.env))

@@ -30,24 +30,36 @@ def modelgate_missing() -> str | None:
     return None
 
 
-def build_home(home: Path, model: str, routes: Sequence[tuple[str, float]]) -> Path:
-    """Create ``home`` from scratch and register ``model`` with the given traffic split."""
+def build_home(
+    home: Path,
+    model: str,
+    routes: Sequence[tuple[str, float]],
+    shadow: Sequence[tuple[str, float]] = (),
+) -> Path:
+    """Create ``home`` from scratch and register ``model`` with the given traffic split
+    and shadow mirrors (each shadow version is one more variant of the model family)."""
     if home.exists():
         shutil.rmtree(home)
     home.mkdir(parents=True)
-    asyncio.run(_populate(home, model, tuple(routes)))
+    asyncio.run(_populate(home, model, tuple(routes), tuple(shadow)))
     return home
 
 
-async def _populate(home: Path, model: str, routes: tuple[tuple[str, float], ...]) -> None:
+async def _populate(
+    home: Path,
+    model: str,
+    routes: tuple[tuple[str, float], ...],
+    shadow: tuple[tuple[str, float], ...],
+) -> None:
     import pandas as pd
 
     from converters.publish import publish
     from registry.home import resolve_home
-    from registry.models import Deployment, Route, Stage
+    from registry.models import Deployment, Route, Shadow, Stage
     from registry.sqlite_store import open_registry
 
-    versions = [version for version, _ in routes] or ["1.0.0"]
+    routed = [version for version, _ in routes] or ["1.0.0"]
+    versions = routed + [version for version, _ in shadow]
     x_train, _, _ = dataset()
     sample = pd.DataFrame(x_train[:1000], columns=feature_names())
     registry = await open_registry(resolve_home(home))
@@ -59,8 +71,9 @@ async def _populate(home: Path, model: str, routes: tuple[tuple[str, float], ...
         for version in versions[1:]:
             # a canary is a staging version taking a share of the traffic
             await registry.set_stage(model, version, Stage.STAGING)
-        if len(routes) > 1:
+        if len(routes) > 1 or shadow:
             split = tuple(Route(version, weight) for version, weight in routes)
-            await registry.set_deployment(Deployment(model=model, routes=split))
+            mirrors = tuple(Shadow(version, sample) for version, sample in shadow)
+            await registry.set_deployment(Deployment(model=model, routes=split, shadows=mirrors))
     finally:
         await registry.close()

@@ -1,7 +1,9 @@
 """matplotlib PNGs of a results file: req/s and p99 per server and connection count.
 
-Bars are medians, whiskers the min-max of the repetitions. The y axes are absolute on
-purpose (a plot has to show something), but only bars drawn from the same run compare.
+A scenario measured at 3 or more connection counts (the sweep) is drawn as lines against
+concurrency, one line per server, on log axes; others as bars. Points and bars are
+medians, whiskers the min-max of the repetitions. The y axes are absolute on purpose (a
+plot has to show something), but only values drawn from the same run compare.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ def plot_scenario(scenario: dict[str, Any], out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if len({p["connections"] for p in points}) >= 3:
+        return _plot_lines(scenario, points, out, plt)
     servers = list(dict.fromkeys(p["server"] for p in points))
     loads = sorted({(p["workers"], p["connections"]) for p in points})
     table = {(p["server"], p["workers"], p["connections"]): p for p in points}
@@ -45,6 +49,43 @@ def plot_scenario(scenario: dict[str, Any], out: Path) -> Path | None:
         ax.set_xticklabels([f"{c} conn\n{w} worker(s)" for w, c in loads])
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(scenario["title"], fontsize=10)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def _plot_lines(
+    scenario: dict[str, Any], points: list[dict[str, Any]], out: Path, plt: Any
+) -> Path:
+    lines: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for p in points:
+        lines.setdefault((p["server"], p["workers"]), []).append(p)
+    several_workers = len({w for _, w in lines}) > 1
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, metric, scale, label in (
+        (axes[0], "rps", 1.0, "requests/s (higher is better)"),
+        (axes[1], "p99", 1000.0, "p99 latency, ms (lower is better)"),
+    ):
+        for (server, workers), group in lines.items():
+            group = sorted(group, key=lambda p: p["connections"])
+            xs = [p["connections"] for p in group]
+            med = [p[metric]["median"] / scale for p in group]
+            low = [(p[metric]["median"] - p[metric]["min"]) / scale for p in group]
+            high = [(p[metric]["max"] - p[metric]["median"]) / scale for p in group]
+            name = f"{server} ({workers} workers)" if several_workers else server
+            ax.errorbar(xs, med, yerr=[low, high], marker="o", capsize=3, label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ticks = sorted({p["connections"] for p in points})
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([str(t) for t in ticks])
+        ax.set_xlabel("connections (wrk, closed loop)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=8)
     fig.suptitle(scenario["title"], fontsize=10)
     fig.tight_layout()

@@ -1,8 +1,10 @@
 """Render a results file as markdown and write it into benchmarks/README.md between markers.
 
 Usage: ``python -m benchmarks.report [RESULTS.json]`` (default: the newest file in
-benchmarks/results/). Only the text between ``<!-- load:start -->`` and
-``<!-- load:end -->`` is replaced; the other sections of the README are left alone.
+benchmarks/results/). Only the text between the ``<!-- load:start -->`` /
+``<!-- load:end -->``, ``<!-- sweep:... -->`` and ``<!-- drift:... -->`` markers is
+replaced (the last two only when the run has something for them); the rest of the
+README is left alone.
 """
 
 from __future__ import annotations
@@ -33,30 +35,86 @@ def _spread(value: dict[str, float] | None, scale: float = 1.0, digits: int = 2)
 def _verdict(ratio: dict[str, Any]) -> str:
     if ratio.get("value") is None:
         return "not measured"
-    if ratio["clean"] is False:
-        suffix = " (failed requests)"
-    else:
-        suffix = ""
+    suffix = " (failed requests)" if ratio["clean"] is False else ""
+    if ratio.get("other_cpu_max", 0) > DISTURBED_OTHER_CPU:
+        suffix += " (disturbed)"
     if ratio["passed"] is None:
         return "info" + suffix
-    return ("PASS" if ratio["passed"] else "FAIL") + suffix
+    return ("**PASS**" if ratio["passed"] else "**FAIL**") + suffix
+
+
+def _target(ratio: dict[str, Any]) -> str:
+    return f"{ratio['op']} {ratio['target']:g}" if ratio["target"] is not None else "—"
+
+
+def _ratio_row(scenario: str, r: dict[str, Any]) -> str:
+    other = r.get("other_cpu_max")
+    return (
+        f"| {scenario} | {r['name']} | {r['connections']} | {r['workers']} "
+        f"| {_spread(r['value'])} | {_target(r)} | {_verdict(r)} "
+        f"| {'' if other is None else f'{other:.2f}'} |"
+    )
+
+
+RATIO_HEAD = [
+    "| scenario | ratio | conns | workers | median (min–max) | target | result | CPU other (max) |",
+    "| --- | --- | ---: | ---: | --- | --- | --- | ---: |",
+]
+
+
+def render_targets(results: dict[str, Any]) -> list[str]:
+    rows = [
+        _ratio_row(s["name"], r)
+        for s in results["scenarios"]
+        for r in s.get("ratios", [])
+        if r["target"] is not None
+    ]
+    rows += _rollback_rows(results)
+    if not rows:
+        return ["(these scenarios define no targets)"]
+    return RATIO_HEAD + rows
+
+
+def _swap_rate(scenario: dict[str, Any], point: dict[str, Any]) -> float:
+    runs = [
+        run
+        for run in scenario.get("runs", [])
+        if run["server"] == point["server"] and run["connections"] == point["connections"]
+    ]
+    seconds = sum(run["duration_s"] for run in runs)
+    return point["swaps_ok"] / seconds if seconds > 0 else 0.0
+
+
+def _rollback_rows(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for scenario in results["scenarios"]:
+        for p in scenario.get("points", []):
+            if "swaps_ok" not in p:
+                continue
+            server = next((s for s in scenario["servers"] if s["label"] == p["server"]), {})
+            every = server.get("rollback_every_s") or 0.1
+            rate = _swap_rate(scenario, p)
+            verdict = "**PASS**" if rate >= 1 / every else "**FAIL**"
+            rows.append(
+                f"| {scenario['name']} | rollbacks done per second under load "
+                f"(asked: one every {every * 1000:g} ms) | {p['connections']} | {p['workers']} "
+                f"| {rate:.2f} | >= {1 / every:g} | {verdict} "
+                f"| {p['other_cpu']['max']:.2f} |"
+            )
+            failed = p["non_2xx"] + p["socket_errors"]
+            ok = failed == 0 and p["swaps_ok"] > 0 and p["swaps_failed"] == 0
+            rows.append(
+                f"| {scenario['name']} | non-2xx + socket errors during "
+                f"{p['swaps_ok']} rollbacks ({p['swaps_failed']} failed) | {p['connections']} "
+                f"| {p['workers']} | {failed} | = 0 | {'**PASS**' if ok else '**FAIL**'} "
+                f"| {p['other_cpu']['max']:.2f} |"
+            )
+    return rows
 
 
 def render_ratios(results: dict[str, Any]) -> list[str]:
-    if not any(scenario.get("ratios") for scenario in results["scenarios"]):
-        return ["(these scenarios define no ratios)"]
-    lines = [
-        "| scenario | ratio | conns | workers | median (min–max) | target | result |",
-        "| --- | --- | ---: | ---: | --- | --- | --- |",
-    ]
-    for scenario in results["scenarios"]:
-        for r in scenario.get("ratios", []):
-            target = f"{r['op']} {r['target']:g}" if r["target"] is not None else "—"
-            lines.append(
-                f"| {scenario['name']} | {r['name']} | {r['connections']} | {r['workers']} "
-                f"| {_spread(r['value'])} | {target} | {_verdict(r)} |"
-            )
-    return lines
+    rows = [_ratio_row(s["name"], r) for s in results["scenarios"] for r in s.get("ratios", [])]
+    return RATIO_HEAD + rows if rows else ["(these scenarios define no ratios)"]
 
 
 def render_scenario(scenario: dict[str, Any]) -> list[str]:
@@ -91,15 +149,36 @@ def render_scenario(scenario: dict[str, Any]) -> list[str]:
             f"| {p['socket_errors']} | {_spread(p['wrk_cpu'])} | {_spread(p['server_cpu'])} "
             f"| {_spread(p['other_cpu'])} |"
         )
+    for p in scenario.get("points", []):
+        if "swaps_ok" in p:
+            lines += [
+                "",
+                f"`{p['server']}` at {p['connections']} connections: {p['swaps_ok']} rollbacks "
+                f"answered 200, {p['swaps_failed']} did not"
+                + (f" (first: `{p['swap_failures'][0]}`)" if p.get("swap_failures") else "")
+                + f"; the load saw {p['non_2xx']} non-2xx and {p['socket_errors']} socket errors."
+                + (
+                    f" A rollback took {p['swap_p50_ms']:.0f} ms (median of the runs' medians), "
+                    f"{p['swap_max_ms']:.0f} ms at most, from request to answer."
+                    if p.get("swap_p50_ms") is not None
+                    else ""
+                ),
+            ]
     return lines + [""]
+
+
+def _plots_of(results: dict[str, Any], scenario: str) -> list[str]:
+    return [p for p in results.get("plots", []) if Path(p).stem.endswith(f"-{scenario}")]
 
 
 def render(results: dict[str, Any]) -> str:
     machine = results["machine"]
     settings = results["settings"]
     packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items() if v)
+    elapsed = results.get("elapsed_s")
     lines = [
-        f"Run of {results['started_at']} (`{results['file']}`), commit `{machine['git_commit']}`.",
+        f"Run of {results['started_at']} (`{results['file']}`), commit `{machine['git_commit']}`"
+        + (f", {elapsed / 60:.1f} minutes in all." if elapsed else "."),
         "",
         f"- Command: `{results['command']}`",
         f"- Machine: {machine['cpu_model']}, {machine['cores']} cores "
@@ -109,8 +188,14 @@ def render(results: dict[str, Any]) -> str:
         f"- Load: wrk -t{settings['wrk_threads']}, {settings['duration_s']:g} s per point after "
         f"a {settings['warmup_s']:g} s warm-up, {settings['repetitions']} repetition(s), "
         "single-row requests with 30 features, 1 worker unless stated",
+        *(f"- Note: {note}" for note in results.get("notes", [])),
         "",
-        "**Ratios (the results).** Median of the per-repetition ratios, min–max in brackets.",
+        "**Targets.** Median of the per-repetition ratios, min–max in brackets; CPU other is "
+        "the largest disturbance (cores used by other processes) among the runs behind it.",
+        "",
+        *render_targets(results),
+        "",
+        "**All ratios.**",
         "",
         *render_ratios(results),
         "",
@@ -120,18 +205,56 @@ def render(results: dict[str, Any]) -> str:
     ]
     for scenario in results["scenarios"]:
         lines += render_scenario(scenario)
-    for picture in results.get("plots", []):
-        lines += [f"![{Path(picture).stem}]({picture})", ""]
+        for picture in _plots_of(results, scenario["name"]):
+            lines += [f"![{Path(picture).stem}]({picture})", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
+def render_sweep(results: dict[str, Any]) -> str | None:
+    sweeps = [s for s in results["scenarios"] if s["name"].startswith("sweep-")]
+    if not sweeps:
+        return None
+    lines = [
+        f"From the run of {results['started_at']} (`{results['file']}`; tables above). "
+        "Medians with min–max whiskers, log axes, one line per server.",
+        "",
+    ]
+    for scenario in sweeps:
+        lines.append(f"- {scenario['title']}")
+        lines += [f"  ![{Path(p).stem}]({p})" for p in _plots_of(results, scenario["name"])]
+    return "\n".join(lines) + "\n"
+
+
+def render_drift(results: dict[str, Any]) -> str | None:
+    drift = results.get("drift")
+    if not drift:
+        return None
+    try:
+        from benchmarks.drift_bench import table
+    except ImportError:  # numba or the gateway missing: show the rows without it
+        rows = [f"| {r['measure']} | {r['ns']:,.0f} ns | {r['target']} |" for r in drift["results"]]
+        text = "\n".join(["| measure | median | target |", "| --- | ---: | --- |", *rows])
+    else:
+        text = table(drift)
+    met = ", ".join(f"{k}: {'PASS' if v else 'FAIL'}" for k, v in drift["targets_met"].items())
+    return f"Run as part of the load-test run (`{drift['file']}`). Targets: {met}.\n\n{text}\n"
+
+
+def _replace(text: str, name: str, body: str) -> str:
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start not in text or end not in text:
+        raise ValueError(f"README has no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}{end}{tail}"
+
+
 def write_readme(results: dict[str, Any], readme: Path = README) -> None:
-    text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme} has no {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{render(results)}{END}{tail}")
+    text = _replace(readme.read_text(), "load", render(results))
+    for name, body in (("sweep", render_sweep(results)), ("drift", render_drift(results))):
+        if body is not None and f"<!-- {name}:start -->" in text:
+            text = _replace(text, name, body)
+    readme.write_text(text)
 
 
 def newest_results(folder: Path = RESULTS_DIR) -> Path:

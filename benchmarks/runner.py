@@ -16,11 +16,18 @@ from typing import Any
 
 import orjson
 
-from benchmarks.launchers import READY_PATH, describe_command, launch, modelgate_home_path
+from benchmarks.launchers import (
+    ADMIN_TOKEN,
+    READY_PATH,
+    describe_command,
+    launch,
+    modelgate_home_path,
+)
 from benchmarks.modelgate_home import build_home, modelgate_missing
 from benchmarks.models import WORK_DIR, build_model, request_rows
 from benchmarks.payloads import write_bodies
 from benchmarks.procs import ServerError, ServerProcess, system_busy_s, wait_for_quiet
+from benchmarks.rollback_load import RollbackLoad
 from benchmarks.scenarios import Scenario, ServerSpec
 from benchmarks.summarize import DISTURBED_OTHER_CPU, summarize_scenario
 from benchmarks.wrk import WrkError, run_wrk
@@ -28,6 +35,10 @@ from benchmarks.wrk import WrkError, run_wrk
 Log = Callable[[str], None]
 # requests sent once per routed server, before any load, to show the split is live
 SPLIT_CHECK_REQUESTS = 500
+# homes registered by this process, reused by later scenarios of the same invocation
+# (registration converts, proves parity and publishes: seconds per model). Homes whose
+# registry a scenario changes (rollback) are rebuilt for every scenario instead.
+_REGISTERED: set[Path] = set()
 
 
 def stderr_log(message: str) -> None:
@@ -116,7 +127,7 @@ def run_scenario(
 def _settle(settings: RunSettings, log: Log) -> None:
     if settings.quiet_wait_s <= 0:
         return
-    busy = wait_for_quiet(settings.quiet_wait_s, DISTURBED_OTHER_CPU)
+    busy = wait_for_quiet(settings.quiet_wait_s, DISTURBED_OTHER_CPU, sample_s=0.5)
     if busy >= DISTURBED_OTHER_CPU:
         log(f"  machine still busy ({busy:.2f} cores used by others): measuring anyway")
 
@@ -125,7 +136,7 @@ def _prepare_homes(
     scenario: Scenario, servers: tuple[ServerSpec, ...], log: Log
 ) -> dict[str, Path]:
     homes: dict[str, Path] = {}
-    built: dict[Path, Path] = {}
+    built: dict[Path, Path] = {path: path for path in _REGISTERED if path.exists()}
     for spec in servers:
         if spec.kind != "modelgate":
             continue
@@ -138,9 +149,11 @@ def _prepare_homes(
         if target not in built:
             log(f"[{scenario.name}] registering {scenario.model} into {target}")
             try:
-                built[target] = build_home(target, scenario.model, spec.routes)
+                built[target] = build_home(target, scenario.model, spec.routes, spec.shadow)
             except Exception as exc:  # conversion, parity or registry refusal: report it
                 raise ServerError(f"registering {scenario.model} failed: {exc}") from exc
+            if spec.rollback_every_s <= 0:
+                _REGISTERED.add(target)
         homes[spec.label] = built[target]
     return homes
 
@@ -164,6 +177,8 @@ def _describe(spec: ServerSpec, process: ServerProcess, sample: bytes) -> dict[s
         "kind": spec.kind,
         "description": spec.description,
         "routes": [{"version": v, "weight": w} for v, w in spec.routes],
+        "shadow": [{"version": v, "sample": f} for v, f in spec.shadow],
+        "rollback_every_s": spec.rollback_every_s,
         "command": describe_command(process),
         "response_sample": sample[:400].decode(errors="replace"),
     }
@@ -183,15 +198,27 @@ def _measure(
 ) -> list[dict[str, Any]]:
     url = process.base_url + path
     top = max(scenario.connections)
+    duration_s = max(settings.duration_s, scenario.min_duration_s or 0.0)
     if settings.warmup_s > 0:
         run_wrk(wrk, url, bodies_file, connections=top, duration_s=settings.warmup_s,
                 threads=settings.wrk_threads, timeout_s=settings.timeout_s)  # fmt: skip
     runs = []
     for connections in scenario.connections:
+        swapper = None
+        if spec.rollback_every_s > 0:
+            swapper = RollbackLoad(
+                process.port, scenario.model or "", ADMIN_TOKEN, spec.rollback_every_s
+            )
         cpu_before, busy_before, wall_before = process.cpu_s(), system_busy_s(), time.monotonic()
-        res = run_wrk(wrk, url, bodies_file, connections=connections,
-                      duration_s=settings.duration_s, threads=settings.wrk_threads,
-                      timeout_s=settings.timeout_s)  # fmt: skip
+        if swapper is not None:
+            swapper.__enter__()
+        try:
+            res = run_wrk(wrk, url, bodies_file, connections=connections,
+                          duration_s=duration_s, threads=settings.wrk_threads,
+                          timeout_s=settings.timeout_s)  # fmt: skip
+        finally:
+            if swapper is not None:
+                swapper.__exit__()
         wall = time.monotonic() - wall_before
         server_cores = (process.cpu_s() - cpu_before) / wall
         wrk_cores = (res.cpu_user_s + res.cpu_system_s) / wall
@@ -214,12 +241,16 @@ def _measure(
             "server_cpu_cores": round(server_cores, 3),
             "other_cpu_cores": round(other_cores, 3),
         }
+        swaps = ""
+        if swapper is not None:
+            run.update(swapper.stats.as_dict())
+            swaps = f"  swaps {swapper.stats.ok} ok {swapper.stats.failed} failed"
         runs.append(run)
         log(
             f"  rep {rep + 1} {spec.label:<20} c={connections:<4} w={workers} "
             f"{res.rps:9.0f} req/s  p50 {res.latency_us['p50'] / 1000:6.2f} ms  "
             f"p99 {res.latency_us['p99'] / 1000:7.2f} ms  non2xx {res.non_2xx}  "
             f"err {res.socket_errors}  cpu: wrk {wrk_cores:.2f} server {server_cores:.2f} "
-            f"other {other_cores:.2f}"
+            f"other {other_cores:.2f}{swaps}"
         )
     return runs

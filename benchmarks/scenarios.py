@@ -16,11 +16,16 @@ ROUTES_90_10 = (("1.0.0", 90.0), ("1.1.0", 10.0))
 @dataclass(frozen=True, slots=True)
 class ServerSpec:
     label: str  # unique within a scenario; used in results and ratios
-    kind: str  # "bare" | "naive" | "modelgate" (see launchers.py)
+    kind: str  # "bare" | "naive" | "modelgate" | "mlserver-sklearn" | "mlserver-onnx"
     description: str
     env: tuple[tuple[str, str], ...] = ()
     # modelgate only: (version, weight %) traffic split; empty = one version, 100 %
     routes: tuple[tuple[str, float], ...] = ()
+    # modelgate only: (version, sample fraction) shadow mirrors set in the home's deployment
+    shadow: tuple[tuple[str, float], ...] = ()
+    # modelgate only: > 0 = an admin client rolls production back every this many seconds
+    # while wrk runs (benchmarks/rollback_load.py)
+    rollback_every_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,9 @@ class Scenario:
     connections: tuple[int, ...]
     workers: tuple[int, ...] = (1,)
     ratios: tuple[Ratio, ...] = field(default=())
+    # seconds per measured point when at least this (the rollback scenario needs a run long
+    # enough for several swaps); None: the run's --duration
+    min_duration_s: float | None = None
 
 
 BARE = ServerSpec("bare", "bare", "(a) Starlette route, orjson parse, constant answer")
@@ -169,6 +177,46 @@ SCENARIOS: dict[str, Scenario] = {
                     "rps",
                     64,
                     meaning="batching modelgate over the naive server",
+                ),
+            ),
+        ),
+        Scenario(
+            name="rf100-monitoring",
+            title="RandomForest (100 trees): modelgate with monitoring on vs off",
+            model="rf100",
+            servers=(
+                ServerSpec(
+                    "modelgate-monitoring-on",
+                    "modelgate",
+                    "(c) modelgate, MODELGATE_MONITORING=on (metrics, drift window, feedback)",
+                    env=(("MODELGATE_MONITORING", "on"),),
+                ),
+                ServerSpec(
+                    "modelgate-monitoring-off",
+                    "modelgate",
+                    "(c) modelgate, MODELGATE_MONITORING=off",
+                    env=(("MODELGATE_MONITORING", "off"),),
+                ),
+            ),
+            connections=(64,),
+            ratios=(
+                Ratio(
+                    "monitoring on/off throughput",
+                    "modelgate-monitoring-on",
+                    "modelgate-monitoring-off",
+                    "rps",
+                    64,
+                    target=0.95,
+                    op=">=",
+                    meaning="req/s with monitoring over req/s without (budget: -5 % at most)",
+                ),
+                Ratio(
+                    "monitoring on/off p99",
+                    "modelgate-monitoring-on",
+                    "modelgate-monitoring-off",
+                    "p99",
+                    64,
+                    meaning="p99 with monitoring over p99 without (no target)",
                 ),
             ),
         ),

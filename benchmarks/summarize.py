@@ -48,6 +48,15 @@ def summarize_points(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             point[name] = spread([float(get(run)) for run in group])
         point["non_2xx"] = sum(run["non_2xx"] for run in group)
         point["socket_errors"] = sum(run["socket_errors"] for run in group)
+        if any("swaps_ok" in run for run in group):
+            # rollback scenario: admin swaps done while wrk ran (benchmarks/rollback_load.py)
+            point["swaps_ok"] = sum(run.get("swaps_ok", 0) for run in group)
+            point["swaps_failed"] = sum(run.get("swaps_failed", 0) for run in group)
+            point["swap_failures"] = [f for run in group for f in run.get("swap_failures", [])][:3]
+            p50s = [run["swap_p50_ms"] for run in group if run.get("swap_p50_ms") is not None]
+            worst = [run["swap_max_ms"] for run in group if run.get("swap_max_ms") is not None]
+            point["swap_p50_ms"] = statistics.median(p50s) if p50s else None
+            point["swap_max_ms"] = max(worst) if worst else None
         points.append(point)
     return points
 
@@ -85,6 +94,8 @@ def ratio_result(ratio: Ratio, runs: list[dict[str, Any]]) -> dict[str, Any]:
     result["value"] = spread(values)
     # a run with failed requests does not count as a pass, whatever its speed
     result["clean"] = all(run["non_2xx"] == 0 and run["socket_errors"] == 0 for run in involved)
+    # the disturbance of the worst run behind this ratio (cores used by other processes)
+    result["other_cpu_max"] = round(max(run["other_cpu_cores"] for run in involved), 3)
     if ratio.target is None:
         result["passed"] = None
     else:

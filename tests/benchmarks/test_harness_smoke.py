@@ -35,7 +35,7 @@ def run_harness(*args: str, timeout: float = 120) -> subprocess.CompletedProcess
 def test_smoke_scenario_writes_sane_results(tmp_path: Path) -> None:
     done = run_harness(
         "--scenarios", "smoke", "--duration", "2", "--reps", "1", "--warmup", "1",
-        "--quiet-wait", "0", "--no-report", "--out", str(tmp_path),
+        "--quiet-wait", "0", "--no-report", "--no-plots", "--out", str(tmp_path),
     )  # fmt: skip
     if done.returncode == 2 and shutil.which("wrk") is None and "wrk" in done.stderr:
         pytest.skip(f"wrk cannot be installed here: {done.stderr.strip()}")
