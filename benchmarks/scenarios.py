@@ -182,6 +182,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="rf100-monitoring",
+            # the inference mode is pinned: "auto" times the model at load, and on a busy
+            # machine one start may pick the worker thread and the next not
             title="RandomForest (100 trees): modelgate with monitoring on vs off",
             model="rf100",
             servers=(
@@ -189,13 +191,13 @@ SCENARIOS: dict[str, Scenario] = {
                     "modelgate-monitoring-on",
                     "modelgate",
                     "(c) modelgate, MODELGATE_MONITORING=on (metrics, drift window, feedback)",
-                    env=(("MODELGATE_MONITORING", "on"),),
+                    env=(("MODELGATE_MONITORING", "on"), ("MODELGATE_INFERENCE_MODE", "inline")),
                 ),
                 ServerSpec(
                     "modelgate-monitoring-off",
                     "modelgate",
                     "(c) modelgate, MODELGATE_MONITORING=off",
-                    env=(("MODELGATE_MONITORING", "off"),),
+                    env=(("MODELGATE_MONITORING", "off"), ("MODELGATE_INFERENCE_MODE", "inline")),
                 ),
             ),
             connections=(64,),

@@ -47,6 +47,25 @@ class Settings:
     shadow_queue: int = 1024
     poll_interval_ms: int = 250
     ring_capacity: int = 10_000
+    # monitoring (metrics on every request, drift windows, health, feedback); off only to
+    # measure what it costs
+    monitoring: bool = True
+    # a prediction whose top-class probability is below this is "low confidence"
+    low_confidence: float = 0.6
+    # how often the drift / live-accuracy gauges are recomputed (off the request path)
+    drift_interval_s: float = 10.0
+    drift_psi_threshold: float = 0.2
+    drift_min_samples: int = 200
+    # health verdict thresholds (GET /admin/models/{name}/health)
+    health_max_low_confidence_rate: float = 0.15
+    health_max_p95_ms: float = 100.0
+    health_max_error_rate: float = 0.01
+    health_max_drift_score: float = 0.3
+    health_max_drifted_features: int = 5
+    # label feedback: predictions remembered per model, how long, accuracy window (labels)
+    feedback_capacity: int = 100_000
+    feedback_ttl_s: float = 86_400.0
+    feedback_window: int = 1000
 
     @property
     def paths(self) -> HomePaths:
@@ -105,6 +124,33 @@ class Settings:
             (self.shadow_queue >= 1, "MODELGATE_SHADOW_QUEUE must be at least 1"),
             (self.poll_interval_ms >= 10, "MODELGATE_POLL_INTERVAL_MS must be at least 10"),
             (self.ring_capacity >= 16, "MODELGATE_RING_CAPACITY must be at least 16"),
+            (0 < self.low_confidence <= 1, "MODELGATE_LOW_CONFIDENCE must be within (0, 1]"),
+            (self.drift_interval_s >= 0.1, "MODELGATE_DRIFT_INTERVAL_S must be at least 0.1"),
+            (self.drift_psi_threshold > 0, "MODELGATE_DRIFT_PSI_THRESHOLD must be > 0"),
+            (self.drift_min_samples >= 1, "MODELGATE_DRIFT_MIN_SAMPLES must be at least 1"),
+            (
+                0 <= self.health_max_low_confidence_rate <= 1,
+                "MODELGATE_HEALTH_MAX_LOW_CONFIDENCE_RATE must be within [0, 1]",
+            ),
+            (self.health_max_p95_ms > 0, "MODELGATE_HEALTH_MAX_P95_MS must be > 0"),
+            (
+                0 <= self.health_max_error_rate <= 1,
+                "MODELGATE_HEALTH_MAX_ERROR_RATE must be within [0, 1]",
+            ),
+            (
+                0 <= self.health_max_drift_score <= 1,
+                "MODELGATE_HEALTH_MAX_DRIFT_SCORE must be within [0, 1]",
+            ),
+            (
+                self.health_max_drifted_features >= 0,
+                "MODELGATE_HEALTH_MAX_DRIFTED_FEATURES must be >= 0",
+            ),
+            (
+                16 <= self.feedback_capacity <= 50_000_000,
+                "MODELGATE_FEEDBACK_CAPACITY must be within 16..50000000",
+            ),
+            (self.feedback_ttl_s > 0, "MODELGATE_FEEDBACK_TTL_S must be > 0"),
+            (self.feedback_window >= 1, "MODELGATE_FEEDBACK_WINDOW must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -174,4 +220,17 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "shadow_queue": ("MODELGATE_SHADOW_QUEUE", _int),
     "poll_interval_ms": ("MODELGATE_POLL_INTERVAL_MS", _int),
     "ring_capacity": ("MODELGATE_RING_CAPACITY", _int),
+    "monitoring": ("MODELGATE_MONITORING", _switch),
+    "low_confidence": ("MODELGATE_LOW_CONFIDENCE", _number),
+    "drift_interval_s": ("MODELGATE_DRIFT_INTERVAL_S", _number),
+    "drift_psi_threshold": ("MODELGATE_DRIFT_PSI_THRESHOLD", _number),
+    "drift_min_samples": ("MODELGATE_DRIFT_MIN_SAMPLES", _int),
+    "health_max_low_confidence_rate": ("MODELGATE_HEALTH_MAX_LOW_CONFIDENCE_RATE", _number),
+    "health_max_p95_ms": ("MODELGATE_HEALTH_MAX_P95_MS", _number),
+    "health_max_error_rate": ("MODELGATE_HEALTH_MAX_ERROR_RATE", _number),
+    "health_max_drift_score": ("MODELGATE_HEALTH_MAX_DRIFT_SCORE", _number),
+    "health_max_drifted_features": ("MODELGATE_HEALTH_MAX_DRIFTED_FEATURES", _int),
+    "feedback_capacity": ("MODELGATE_FEEDBACK_CAPACITY", _int),
+    "feedback_ttl_s": ("MODELGATE_FEEDBACK_TTL_S", _number),
+    "feedback_window": ("MODELGATE_FEEDBACK_WINDOW", _int),
 }

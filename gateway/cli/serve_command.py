@@ -1,11 +1,22 @@
-"""``modelgate serve``: run the gateway on uvicorn (uvloop, httptools, no access log)."""
+"""``modelgate serve``: run the gateway on uvicorn (uvloop, httptools, no access log).
+
+With ``--workers N`` (N > 1) the workers share their metrics and label-feedback tables
+through files: before spawning them, ``serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a
+clean directory (the operator's, emptied of old metric files, or a fresh temporary one
+removed again at exit) and the feedback tables go to its ``feedback`` folder; the workers
+get one ``PYTHONHASHSEED`` so that they key those tables alike.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import secrets
 import shlex
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,6 +25,8 @@ from gateway.cli.common import actor, common_options
 from gateway.cli.output import CLIError
 from gateway.controlplane.auth import resolve_admin_token
 from gateway.dataplane.transport import CoalescingHttpToolsProtocol
+from gateway.monitoring.metrics_multiproc import ENV_VAR as MULTIPROC_ENV
+from gateway.monitoring.metrics_multiproc import prepare_multiprocess_dir
 from gateway.settings import Settings, SettingsError
 from registry.sqlite_store import open_registry
 
@@ -123,10 +136,39 @@ def run_serve(args: argparse.Namespace) -> int:
     if settings.workers > 1:
         # each worker process builds its app from the environment
         os.environ.update(settings.to_environ())
-        uvicorn.run(APP_FACTORY, factory=True, workers=settings.workers, **common)
+        created = shared_directory()
+        try:
+            uvicorn.run(APP_FACTORY, factory=True, workers=settings.workers, **common)
+        finally:
+            if created is not None:
+                shutil.rmtree(created, ignore_errors=True)
     else:
         from gateway.app import create_app, setup_logging
 
         setup_logging()
         uvicorn.run(create_app(settings, freeze_gc=True), **common)
     return 0
+
+
+def shared_directory() -> Path | None:
+    """Set up ``PROMETHEUS_MULTIPROC_DIR`` for the workers (before any is spawned).
+
+    An operator's directory is emptied of old metric and feedback files; without one a
+    fresh temporary directory is created, and returned so that it is removed at exit.
+    """
+    given = os.environ.get(MULTIPROC_ENV)
+    created = None
+    if given:
+        try:
+            directory = prepare_multiprocess_dir(given)
+        except (OSError, ValueError) as exc:
+            raise CLIError(f"{MULTIPROC_ENV}={given}: {exc}") from None
+        shutil.rmtree(directory / "feedback", ignore_errors=True)
+    else:
+        created = Path(tempfile.mkdtemp(prefix="modelgate-"))
+        directory = prepare_multiprocess_dir(created / "metrics")
+    os.environ[MULTIPROC_ENV] = str(directory)
+    # one string-hash seed for every worker (still random per run): the shared feedback
+    # tables are keyed by the request id's hash() (gateway.dataplane.feedback)
+    os.environ.setdefault("PYTHONHASHSEED", str(secrets.randbelow(2**32 - 1) + 1))
+    return created

@@ -7,6 +7,9 @@ over the weights (when the deployment is sticky) > weighted random.
 Weights are integer cumulative thresholds over ``BUCKETS`` = 10,000 buckets; a request's
 bucket is either a stable hash (blake2b of salt + model + key; never Python's ``hash()``,
 which is salted per process) or a uniform random draw.
+
+``choose`` also returns which rule decided (``RULE_*``, the ``route`` label of
+``modelgate_requests_total``); ``select`` is the same choice without it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,14 @@ from hashlib import blake2b
 
 from gateway.dataplane.snapshot import ModelRoute, Variant
 from gateway.errors import ModelNotFound, ModelNotReady
+from gateway.monitoring import metrics_families as _families
+
+# the routing rule that chose a version: the metrics' ``route`` label index
+RULE_URL = _families.ROUTE_URL
+RULE_HEADER = _families.ROUTE_HEADER
+RULE_CHALLENGER = _families.ROUTE_CHALLENGER
+RULE_STICKY = _families.ROUTE_STICKY
+RULE_WEIGHTED = _families.ROUTE_WEIGHTED
 
 BUCKETS = 10_000
 
@@ -81,6 +92,34 @@ def pinned(route: ModelRoute, version: str) -> Variant:
     raise ModelNotFound(f"model '{route.name}' has no version '{version}'")
 
 
+def choose(
+    route: ModelRoute,
+    url_version: str | None,
+    header_version: bytes | None,
+    use_challenger: bool,
+    routing_key: bytes | None,
+    rand: Callable[[], float] = random.random,
+) -> tuple[Variant, int]:
+    """Apply the precedence rules: (variant, ``RULE_*`` that chose it).
+
+    Raises ModelNotFound / ModelNotReady. A single route is "sticky" when the request
+    carried a key for a sticky deployment (the hash would pick it), else "weighted".
+    """
+    if url_version is not None:
+        return pinned(route, url_version), RULE_URL
+    if header_version is not None:
+        return pinned(route, header_version.decode("latin-1")), RULE_HEADER
+    if use_challenger and route.challenger is not None:
+        return route.challenger, RULE_CHALLENGER
+    routes = route.routes
+    sticky = route.sticky and routing_key is not None
+    if len(routes) == 1:
+        return routes[0], RULE_STICKY if sticky else RULE_WEIGHTED
+    if sticky:
+        return by_bucket(route, sticky_bucket(route.sticky_prefix, routing_key)), RULE_STICKY
+    return by_bucket(route, int(rand() * BUCKETS)), RULE_WEIGHTED
+
+
 def select(
     route: ModelRoute,
     url_version: str | None,
@@ -90,15 +129,4 @@ def select(
     rand: Callable[[], float] = random.random,
 ) -> Variant:
     """Apply the precedence rules; raises ModelNotFound / ModelNotReady."""
-    if url_version is not None:
-        return pinned(route, url_version)
-    if header_version is not None:
-        return pinned(route, header_version.decode("latin-1"))
-    if use_challenger and route.challenger is not None:
-        return route.challenger
-    routes = route.routes
-    if len(routes) == 1:
-        return routes[0]
-    if route.sticky and routing_key is not None:
-        return by_bucket(route, sticky_bucket(route.sticky_prefix, routing_key))
-    return by_bucket(route, int(rand() * BUCKETS))
+    return choose(route, url_version, header_version, use_challenger, routing_key, rand)[0]

@@ -8,7 +8,8 @@ never shows it a half-updated state and needs no lock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,20 +21,30 @@ if TYPE_CHECKING:
     from gateway.dataplane.shadow import ShadowTarget
     from gateway.dataplane.signature import ModelSignature
 
+logger = logging.getLogger("modelgate.snapshot")
+
 
 class Recorder(Protocol):
     """Per-version monitoring bound on ``Variant.recorder`` at load time (control plane).
 
     The inference endpoints call ``record`` after every successful inference and
     ``record_error`` for every failed request routed to the version; both run on the event
-    loop, so they must only append to preallocated buffers and bump counters.
+    loop, so they must only append to preallocated buffers and bump counters. ``rule`` is
+    the routing rule that chose the version (``routing.RULE_*``), ``status`` the HTTP
+    status answered, ``reason`` the error's ``GatewayError.reason``.
     """
 
     def record(
-        self, request_id: str, feeds: Feeds, outputs: Outputs, n_rows: int, elapsed_ns: int
+        self,
+        rule: int,
+        request_id: str,
+        feeds: Feeds,
+        outputs: Outputs,
+        n_rows: int,
+        elapsed_ns: int,
     ) -> None: ...
 
-    def record_error(self, reason: str) -> None: ...
+    def record_error(self, rule: int, status: int, reason: str, elapsed_ns: int) -> None: ...
 
 
 class Variant:
@@ -144,10 +155,28 @@ class Snapshot:
         return list(seen.values())
 
 
-class SnapshotHolder:
-    """The one mutable cell: the control plane assigns ``current``, requests read it."""
+Listener = Callable[[Snapshot], None]
 
-    __slots__ = ("current",)
+
+class SnapshotHolder:
+    """The one mutable cell: the control plane assigns ``current``, requests read it.
+
+    ``listeners`` are called (on the loop) with every snapshot assigned to ``current``,
+    e.g. to update the traffic-weight gauges on each publish. Reading ``current`` stays a
+    plain slot read; only the assignment goes through ``__setattr__``.
+    """
+
+    __slots__ = ("current", "listeners")
 
     def __init__(self, snapshot: Snapshot | None = None) -> None:
+        object.__setattr__(self, "listeners", [])
         self.current = snapshot if snapshot is not None else Snapshot()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name == "current":
+            for listener in self.listeners:
+                try:
+                    listener(value)
+                except Exception:  # a listener must never break a publish
+                    logger.exception("snapshot listener %r failed", listener)

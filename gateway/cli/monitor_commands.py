@@ -1,0 +1,194 @@
+"""Monitoring verbs against a running server: ``drift`` and ``health``.
+
+    modelgate drift N  [--url http://127.0.0.1:8000] [--json] [--home DIR]
+    modelgate health N [--url ...] [--json] [--home DIR]
+
+They read ``GET /admin/models/{name}/drift`` / ``/health`` (the live windows exist only
+in the server). The admin token is ``MODELGATE_ADMIN_TOKEN``, else ``<home>/admin-token``
+(the file ``serve`` writes); ``--url`` defaults to ``MODELGATE_URL``, else
+``http://127.0.0.1:8000``. Any failure (server unreachable, 401, unknown model) is one
+line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import httpx
+import orjson
+
+from gateway.cli.common import common_options, home_of
+from gateway.cli.output import CLIError, format_table, print_json
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+TIMEOUT_S = 30.0
+
+
+def admin_token(args: argparse.Namespace) -> str:
+    token = os.environ.get("MODELGATE_ADMIN_TOKEN", "").strip()
+    if token:
+        return token
+    path = home_of(args).admin_token
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        token = ""
+    if not token:
+        raise CLIError(
+            f"no admin token: set MODELGATE_ADMIN_TOKEN or start the server once ({path})"
+        )
+    return token
+
+
+def fetch(args: argparse.Namespace, what: str) -> dict[str, Any]:
+    """``GET /admin/models/{name}/{what}`` of the server at ``--url``."""
+    base = (args.url or os.environ.get("MODELGATE_URL") or DEFAULT_URL).rstrip("/")
+    url = f"{base}/admin/models/{args.name}/{what}"
+    headers = {"authorization": f"Bearer {admin_token(args)}"}
+    try:
+        response = httpx.get(url, headers=headers, timeout=TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        raise CLIError(f"cannot reach the server at {base}: {exc}") from None
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = None
+    if response.status_code != 200:
+        message = body.get("error") if isinstance(body, dict) else None
+        raise CLIError(f"{url}: HTTP {response.status_code}: {message or response.text[:200]}")
+    if not isinstance(body, dict):
+        raise CLIError(f"{url}: the answer is not a JSON object")
+    return body
+
+
+def _span(window: dict[str, Any]) -> str:
+    return f"{window['size']}/{window['capacity']} rows over {window['time_span_s']:.1f} s"
+
+
+def _role(entry: dict[str, Any]) -> str:
+    parts = [f"weight {entry['weight']:g}%"]
+    parts += [name for name in ("primary", "challenger", "shadow") if entry.get(name)]
+    return ", ".join(parts)
+
+
+def _verdict(flag: bool | None) -> str:
+    return "n/a" if flag is None else ("yes" if flag else "no")
+
+
+def render_drift(report: dict[str, Any]) -> str:
+    lines = []
+    if not report["versions"]:
+        lines.append(f"{report['model']}: no version loaded with a drift window")
+    for entry in report["versions"]:
+        share = entry.get("share_drifted")
+        share_text = "n/a" if share is None else f"{share:.0%}"
+        lines.append(
+            f"{report['model']} {entry['version']} ({_role(entry)}): {_span(entry['window'])}, "
+            f"drifted {_verdict(entry['drifted'])}, share of drifted features {share_text}"
+        )
+        rows = [
+            (
+                f["name"],
+                f["kind"],
+                f["n"],
+                f["psi"],
+                f["test"],
+                f["statistic"],
+                f["pvalue"],
+                _verdict(f["drifted"]) if f["drifted"] is not None else f["reason"],
+            )
+            for f in entry["features"]
+        ]
+        if rows:
+            headers = ["feature", "kind", "n", "psi", "test", "statistic", "p-value", "drifted"]
+            lines.append(format_table(rows, headers))
+        prediction = entry.get("prediction")
+        if prediction is not None:
+            psi = prediction["psi"]
+            lines.append(
+                f"prediction drift ({prediction['kind']}): psi "
+                f"{'n/a' if psi is None else f'{psi:.4f}'}, "
+                f"drifted {_verdict(prediction['drifted'])}"
+            )
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def render_health(report: dict[str, Any]) -> str:
+    rows = []
+    issues = []
+    for v in report["versions"]:
+        feedback = v.get("feedback") or {}
+        rows.append(
+            (
+                v["version"],
+                "yes" if v["healthy"] else "NO",
+                v["total_predictions"],
+                v["avg_confidence"],
+                v["low_confidence_rate"],
+                v["p50_latency_ms"],
+                v["p95_latency_ms"],
+                v["p99_latency_ms"],
+                v["error_rate"],
+                v["feature_drift_score"],
+                feedback.get("accuracy", feedback.get("mae")),
+                feedback.get("labelled", 0),
+            )
+        )
+        issues += [f"{v['version']}: {issue}" for issue in v["issues"]]
+    headers = [
+        "version",
+        "healthy",
+        "predictions",
+        "avg conf",
+        "low conf",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "errors",
+        "drift",
+        "live acc/mae",
+        "labels",
+    ]
+    overall = report["healthy"]
+    state = "no version loaded" if overall is None else ("healthy" if overall else "UNHEALTHY")
+    lines = [f"{report['model']}: {state}"]
+    if rows:
+        lines.append(format_table(rows, headers))
+    lines += issues
+    return "\n".join(lines)
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    report = fetch(args, "drift")
+    if args.json:
+        print_json(report)
+    else:
+        print(render_drift(report))
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    report = fetch(args, "health")
+    if args.json:
+        print_json(report)
+    else:
+        print(render_health(report))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``drift`` and ``health`` to the ``modelgate`` parser."""
+    for verb, handler, text in (
+        ("drift", cmd_drift, "feature and prediction drift of a model's live traffic"),
+        ("health", cmd_health, "health verdict of a model's loaded versions"),
+    ):
+        p = subparsers.add_parser(
+            verb, help=text, description=f"{text[0].upper()}{text[1:]}, from a running server."
+        )
+        p.add_argument("name", metavar="N", help="model name")
+        p.add_argument("--url", help=f"server URL (default: $MODELGATE_URL or {DEFAULT_URL})")
+        common_options(p)
+        p.set_defaults(handler=handler)

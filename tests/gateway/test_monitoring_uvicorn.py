@@ -1,0 +1,202 @@
+"""`modelgate serve --workers 2` on a real uvicorn: metrics summed over the workers (and
+accepted by promtool), label feedback shared by the workers, the `drift` / `health` verbs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.cli import monitor_commands
+from gateway.cli.output import CLIError
+
+TOKEN = "uvicorn-monitoring-token"
+ROW = [0.5, -1.0, 0.25, 2.0]
+N_REQUESTS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, home: Path, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        command = [
+            sys.executable, "-m", "gateway.cli.main", "serve", "--home", str(home),
+            "--port", str(self.port), "--workers", "2",
+        ]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env.update(MODELGATE_ADMIN_TOKEN=TOKEN, MODELGATE_DRIFT_INTERVAL_S="0.5")
+        self.proc = subprocess.Popen(
+            command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"server not ready:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(zoo_template, tmp_path_factory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("monitoring-serve")
+    home = Path(shutil.copytree(zoo_template, root / "home"))
+    running = Server(home, root / "server.log")
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def served(server: Server) -> dict[str, int]:
+    """N_REQUESTS predictions, each on a new connection (so both workers take some):
+    request id -> predicted class."""
+    predicted = {}
+    for _ in range(N_REQUESTS):
+        answer = httpx.post(f"{server.url}/predict/clf", json={"instances": [ROW]}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        predicted[answer.json()["id"]] = answer.json()["predictions"][0]
+    return predicted
+
+
+def scrape(server: Server) -> tuple[str, dict[tuple[str, frozenset], float]]:
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return text, samples
+
+
+def test_metrics_of_both_workers_add_up_and_pass_promtool(server, served):
+    # each worker numbers its own ids after a random per-process prefix
+    assert len({rid.split("-")[0] for rid in served}) == 2
+    ok = frozenset({"model": "clf", "version": "1.0.0", "route": "weighted", "code": "200"}.items())
+    deadline = time.monotonic() + 30
+
+    def classes(samples) -> float:
+        return sum(
+            v for (name, labels), v in samples.items()
+            if name == "modelgate_predictions_total" and ("version", "1.0.0") in labels
+        )  # fmt: skip
+
+    while time.monotonic() < deadline:  # every worker flushes within a second or two
+        text, samples = scrape(server)
+        if samples.get(("modelgate_requests_total", ok)) == N_REQUESTS == classes(samples):
+            break
+        time.sleep(0.2)
+    assert samples.get(("modelgate_requests_total", ok)) == N_REQUESTS
+    assert classes(samples) == N_REQUESTS
+    loaded = frozenset({"model": "clf", "version": "1.0.0"}.items())
+    assert samples[("modelgate_model_loaded", loaded)] == 1
+    assert samples[("modelgate_traffic_weight", loaded)] == 100
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package 'prometheus')")
+    done = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_labels_reach_the_shared_feedback_tables_from_any_worker(server, served):
+    pending = {rid: label for rid, label in served.items()}
+    deadline = time.monotonic() + 30
+    accepted = 0
+    while pending and time.monotonic() < deadline:
+        items = [{"id": rid, "label": label} for rid, label in pending.items()]
+        answer = httpx.post(f"{server.url}/v2/models/clf/feedback", json=items, timeout=10)
+        assert answer.status_code == 200, answer.text
+        result = answer.json()
+        assert result["expired"] == 0 and not result["invalid"] and not result["duplicate"]
+        accepted += result["accepted"]
+        pending = {rid: pending[rid] for rid in result["unknown"]}  # not flushed yet
+        time.sleep(0.3)
+    assert accepted == N_REQUESTS and not pending
+    # every worker reads the same outcome table
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    for _ in range(6):
+        health = httpx.get(f"{server.url}/admin/models/clf/health", headers=auth, timeout=10)
+        feedback = health.json()["versions"][0]["feedback"]
+        assert feedback["labelled"] == N_REQUESTS and feedback["accuracy"] == 1.0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="modelgate")
+    monitor_commands.register(root.add_subparsers(dest="command", required=True))
+    return root
+
+
+def run_cli(*argv: str) -> int:
+    args = parser().parse_args(list(argv))
+    return args.handler(args)
+
+
+def test_drift_and_health_verbs(server, served, capsys, monkeypatch):
+    monkeypatch.setenv("MODELGATE_ADMIN_TOKEN", TOKEN)
+    assert run_cli("drift", "clf", "--url", server.url) == 0
+    out = capsys.readouterr().out
+    assert "clf 1.0.0 (weight 100%, primary):" in out and "FEATURE" in out and "ks" in out
+    assert run_cli("drift", "clf", "--url", server.url, "--json") == 0
+    report = orjson.loads(capsys.readouterr().out)
+    assert report["model"] == "clf" and report["versions"][0]["version"] == "1.0.0"
+    assert run_cli("health", "clf", "--url", server.url) == 0
+    out = capsys.readouterr().out
+    # every prediction of ROW is low-confidence (top probability ~0.55)
+    assert out.startswith("clf: UNHEALTHY") and "High low-confidence rate" in out
+    assert run_cli("health", "clf", "--url", server.url, "--json") == 0
+    assert orjson.loads(capsys.readouterr().out)["healthy"] is False
+
+    with pytest.raises(CLIError, match="HTTP 404: unknown model 'nope'"):
+        run_cli("health", "nope", "--url", server.url)
+    monkeypatch.setenv("MODELGATE_ADMIN_TOKEN", "wrong")
+    with pytest.raises(CLIError, match="HTTP 401"):
+        run_cli("drift", "clf", "--url", server.url)
+    with pytest.raises(CLIError, match="cannot reach the server"):
+        run_cli("drift", "clf", "--url", f"http://127.0.0.1:{free_port()}")
+
+
+def test_cli_token_comes_from_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("MODELGATE_ADMIN_TOKEN", raising=False)
+    args = parser().parse_args(["health", "clf", "--home", str(tmp_path)])
+    with pytest.raises(CLIError, match="no admin token"):
+        monitor_commands.admin_token(args)
+    (tmp_path / "admin-token").write_text("from-file\n")
+    assert monitor_commands.admin_token(args) == "from-file"
