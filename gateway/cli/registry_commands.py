@@ -1,5 +1,7 @@
 """Registry verbs: models, versions, show, stage, alias, audit, gc.
 
+``stage N V production`` goes through the promotion gate (``gateway.cli.stage_gate``).
+
 Tables for people, ``--json`` for machines; every failure is a RegistryError or a
 CLIError, which ``main`` prints as one line with exit status 2.
 """
@@ -12,6 +14,13 @@ from typing import Any
 
 from gateway.cli.common import actor, common_options, opened_registry
 from gateway.cli.output import CLIError, print_json, print_mapping, print_table
+from gateway.cli.stage_gate import (
+    forced_promotion,
+    gate_for,
+    gate_summary,
+    parse_tolerances,
+    refusal,
+)
 from registry.metadata_yaml import dump_yaml, version_to_metadata
 from registry.models import ModelVersion, Stage
 from registry.stages import parse_stage
@@ -120,30 +129,56 @@ async def cmd_show(args: argparse.Namespace) -> int:
 
 async def cmd_stage(args: argparse.Namespace) -> int:
     target = parse_stage(args.stage)
+    tolerances = parse_tolerances(args.tolerance)
+    if args.force and target != Stage.PRODUCTION:
+        raise CLIError("--force overrides the promotion gate: it applies to production only")
+    if args.force and not args.reason.strip():
+        raise CLIError("overriding the promotion gate (--force) needs --reason TEXT")
+    gate: dict[str, Any] | None = None
     async with opened_registry(args) as registry:
         before = await registry.get_version(args.name, args.version)
         model_before = await registry.get_model(args.name)
-        mv = await registry.set_stage(
-            args.name, before.version, target, actor=actor(), reason=args.reason
-        )
-    previous = model_before.production_version
+        previous = model_before.production_version
+        checked = None
+        if target == Stage.PRODUCTION and before.stage != Stage.PRODUCTION:
+            checked = await gate_for(registry, before, previous, tolerances)
+        if checked is not None and not checked[0].passed:
+            result, production = checked
+            if not args.force:
+                raise refusal(before, production, result)
+            mv = await forced_promotion(
+                registry, before, production, result, args.reason.strip(), actor()
+            )
+            gate = gate_summary(result, production, forced=True)
+        else:
+            mv = await registry.set_stage(
+                args.name, before.version, target, actor=actor(), reason=args.reason
+            )
+            if checked is not None:
+                gate = gate_summary(checked[0], checked[1], forced=False)
     archived = previous if target == Stage.PRODUCTION and previous != mv.version else None
     if args.json:
-        print_json(
-            {
-                "model": mv.model,
-                "version": mv.version,
-                "from": before.stage.value,
-                "to": mv.stage.value,
-                "archived": archived,
-            }
-        )
-    else:
-        print(f"{mv.model} {mv.version}: {before.stage.value} -> {mv.stage.value}")
-        if archived:
-            print(f"{mv.model} {archived}: production -> archived (superseded)")
-        if target == Stage.PRODUCTION:
-            print(f"traffic: 100 % to {mv.version}")
+        out: dict[str, Any] = {
+            "model": mv.model,
+            "version": mv.version,
+            "from": before.stage.value,
+            "to": mv.stage.value,
+            "archived": archived,
+        }
+        if gate is not None:  # a promotion the gate judged
+            out["gate"] = gate
+        print_json(out)
+        return 0
+    if gate is not None:
+        verdict = "passed" if gate["passed"] else "REFUSED, overridden (gate_override audited)"
+        print(f"promotion gate vs {gate['production']}: {verdict}")
+        for reason in gate["reasons"]:
+            print(f"  - {reason}")
+    print(f"{mv.model} {mv.version}: {before.stage.value} -> {mv.stage.value}")
+    if archived:
+        print(f"{mv.model} {archived}: production -> archived (superseded)")
+    if target == Stage.PRODUCTION:
+        print(f"traffic: 100 % to {mv.version}")
     return 0
 
 
@@ -203,6 +238,16 @@ async def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tolerance(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name.strip()}: not a number: {value!r}") from None
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -236,6 +281,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("version", metavar="V", help="version or alias")
     p.add_argument("stage", metavar="STAGE", help="staging | production | archived | none")
     p.add_argument("--reason", default="", help="recorded in the audit log")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="promote even though the promotion gate refuses (needs --reason; audited as "
+        "gate_override)",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=_tolerance,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="promotion gate tolerance, e.g. primary_metric_drop=0.02 or "
+        "latency_p95_slack_ms=1 (repeatable)",
+    )
     common_options(p)
     p.set_defaults(handler=cmd_stage)
 

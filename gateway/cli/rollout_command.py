@@ -89,10 +89,10 @@ def _print_state(state: RolloutState) -> None:
         last = state.history[-1]
         print(f"\nlast analysis (step {last['step']}, {last['verdict']}):")
         rows = [
-            (c["name"], c["status"], c["value"], c["threshold"], c["baseline"])
+            (c["name"], c["status"], c["value"], c["threshold"], c["baseline"], c.get("p_value"))
             for c in last["checks"]
         ]
-        print_table(rows, ["check", "status", "canary", "limit", "champion"])
+        print_table(rows, ["check", "status", "canary", "limit", "champion", "p"])
 
 
 async def cmd_rollout(args: argparse.Namespace) -> int:

@@ -10,7 +10,9 @@ webhook and/or the command get the JSON payload (``gateway.controlplane.retraini
 retried with exponential backoff). ``last_fired_at`` is written BEFORE delivery, so a
 restart never fires twice within a cooldown (at most once, even if a crash interrupts a
 delivery); the outcome of every target is then written and audited
-(``retraining_trigger``). Nothing raises out of the periodic task.
+(``retraining_trigger``), shielded from a shutdown arriving at that moment. A shutdown
+during the delivery records the firing as ``interrupted`` (the webhook may or may not have
+seen it) before the task stops. Nothing raises out of the periodic task.
 
 Configuration:
 
@@ -101,16 +103,25 @@ class TriggerConfig:
             parts = urllib.parse.urlsplit(self.webhook_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(
-                    f"webhook URL must be http(s)://host/..., got {self.webhook_url!r}"
+                    f"MODELGATE_RETRAIN_WEBHOOK: the URL must be http(s)://host/..., got "
+                    f"{self.webhook_url!r}"
                 )
         if self.cooldown_s < 0 or self.evaluate_every_s <= 0:
-            raise ValueError("cooldown must be >= 0 and the evaluation period > 0 seconds")
+            raise ValueError(
+                "MODELGATE_RETRAIN_COOLDOWN_S must be >= 0 and MODELGATE_RETRAIN_EVERY_S > 0"
+            )
         r = self.retry
         if r.max_attempts < 1 or r.timeout_s <= 0 or r.backoff_initial_s < 0:
-            raise ValueError("retries need at least 1 attempt, a timeout > 0 and a backoff >= 0")
+            raise ValueError(
+                "MODELGATE_RETRAIN_ATTEMPTS must be >= 1, MODELGATE_RETRAIN_TIMEOUT_S > 0 "
+                "and MODELGATE_RETRAIN_BACKOFF_S >= 0"
+            )
         models = dict(self.policy).get("models") or {}
-        for name in ["-", *models]:
-            RetrainingPolicy.for_model(name, self.policy)  # raises ValueError when invalid
+        try:
+            for name in ["-", *models]:
+                RetrainingPolicy.for_model(name, self.policy)
+        except ValueError as exc:
+            raise ValueError(f"MODELGATE_RETRAIN_POLICY: {exc}") from None
 
     @property
     def configured(self) -> bool:
@@ -291,26 +302,38 @@ class RetrainingMonitor:
             "thresholds": {r["reason"]: r["threshold"] for r in decision.reasons},
             "fired_at": fire["fired_at"],
         }
-        results = await deliver(
-            payload,
-            webhook_url=self.config.webhook_url,
-            webhook_token=self.config.webhook_token,
-            command=self.config.command,
-            policy=self.config.retry,
-            sleep=self.sleep,
-            clock=self.clock,
-        )
+        try:
+            results = await deliver(
+                payload,
+                webhook_url=self.config.webhook_url,
+                webhook_token=self.config.webhook_token,
+                command=self.config.command,
+                policy=self.config.retry,
+                sleep=self.sleep,
+                clock=self.clock,
+            )
+        except asyncio.CancelledError:  # shutdown mid-delivery: say so, then stop
+            fire = {**fire, "status": "interrupted"}
+            why = f"retraining needed ({', '.join(reasons)}): delivery interrupted by shutdown"
+            await asyncio.shield(self._record(model, version, now, fire, why))
+            raise
         ok = all(r.status == "ok" for r in results)
         done = [r.to_dict() for r in results]
         fire = {**fire, "status": "ok" if ok else "failed", "results": done}
         why = f"retraining needed ({', '.join(reasons)}): delivery {fire['status']}"
-        await self._write_status(model, now, fire, why)
-        await self.registry.append_audit(
-            "retraining_trigger", actor=ACTOR, model=model, version=version, after=fire, reason=why
-        )
+        # a stop arriving now must not lose the outcome of a delivery that happened
+        await asyncio.shield(self._record(model, version, now, fire, why))
         if not ok:
             logger.warning("retraining trigger for %s failed: %s", model, fire["results"])
         return fire
+
+    async def _record(
+        self, model: str, version: str, at: float, fire: dict[str, Any], why: str
+    ) -> None:
+        await self._write_status(model, at, fire, why)
+        await self.registry.append_audit(
+            "retraining_trigger", actor=ACTOR, model=model, version=version, after=fire, reason=why
+        )
 
     async def _write_status(self, model: str, at: float, fire: dict[str, Any], why: str) -> None:
         value = {"last_fired_at": at, "last_fire": fire}

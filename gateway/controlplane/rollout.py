@@ -8,7 +8,9 @@ cross-process mutex.
 ``tick_s`` it looks at each model's rollout and, for a running one, analyses the interval
 since ``analysis_started_at`` with ``gateway.lifecycle.canary``:
 
-* a check FAILS (with enough data)         -> failed analysis, counted at once;
+* a check FAILS (with enough data)         -> failed analysis, counted at once (before the
+                                              interval's end the checks hold out for strong
+                                              evidence: ``run_checks(final=False)``);
 * all checks pass and the interval is over -> next step (or promotion after the last);
 * some check lacks data:
     - while the interval runs              -> nothing, keep collecting;
@@ -20,6 +22,10 @@ add up over the whole rollout; at ``max_failed_checks`` the controller rolls bac
 (all traffic to the champion, one ``set_deployment``) and counts
 ``modelgate_rollbacks_total{reason="canary_<check>"}``. At a 100 % step the champion serves
 nothing, so its side of the comparison is the baseline kept from the previous step.
+
+After a tick that changed something, ``on_change`` (the server's publisher refresh) makes
+the leader's own worker serve the new weights at once; the other workers follow at their
+next registry poll.
 
 Every transition is audited with actor ``rollout-controller``: ``rollout_step``,
 ``rollout_rollback`` (traffic rows), ``stage``/``traffic`` rows of the promotion,
@@ -40,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from gateway.controlplane.leader import LeaderElection
@@ -114,7 +121,10 @@ class RolloutController:
         *,
         leader: LeaderElection | None = None,
         tick_s: float = 1.0,
+        on_change: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
+        """``on_change`` runs after a tick that changed a rollout (the server refreshes its
+        routing snapshot at once instead of at its next registry poll)."""
         if tick_s <= 0:
             raise ValueError("tick_s must be > 0")
         self.rollouts = rollouts
@@ -122,6 +132,7 @@ class RolloutController:
         self.stats = stats
         self.leader = leader
         self.tick_s = tick_s
+        self.on_change = on_change
         # model -> (rollout id, adoption time): rollouts this controller has taken over
         self._adopted: dict[str, tuple[str, float]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -133,49 +144,58 @@ class RolloutController:
         except Exception:
             logger.exception("rollout controller cannot list models")
             return
+        changed = False
         for model in models:
             try:
-                await self.tick_model(model)
+                changed = await self.tick_model(model) or changed
             except Exception:
                 logger.exception("rollout controller failed on model %s", model)
+        if changed and self.on_change is not None:
+            try:
+                await self.on_change()
+            except Exception:
+                logger.exception("refreshing after a rollout change failed")
 
-    async def tick_model(self, model: str) -> None:
+    async def tick_model(self, model: str) -> bool:
+        """One decision for ``model``; True when it may have changed the registry."""
         state = await self.rollouts.load(model)
         if state is None or (not state.running and state.applied):
             self._adopted.pop(model, None)
-            return
+            return False
         if not state.applied:  # a process died between the intent and the change
             async with self.rollouts.mutex():
                 fresh = await self.rollouts.load(model)
-                if fresh is not None and fresh.revision == state.revision:
-                    await self.rollouts.apply_terminal(fresh)
-            return
+                if fresh is None or fresh.revision != state.revision:
+                    return False
+                await self.rollouts.apply_terminal(fresh)
+            return True
         now = self.rollouts.clock()
         adopted = self._adopted.get(model)
         if adopted is None or adopted[0] != state.id:
-            await self._adopt(state, now)
-            return
+            return await self._adopt(state, now)
         problem = await self._registry_problem(state)
         if problem is not None:
             async with self.rollouts.mutex():
                 fresh = await self.rollouts.load(model)
-                if fresh is not None and fresh.revision == state.revision:
-                    await self.rollouts.abort(fresh, problem)
-            return
-        await self._analyse(state, now, max(state.analysis_started_at, adopted[1]))
+                if fresh is None or fresh.revision != state.revision:
+                    return False
+                await self.rollouts.abort(fresh, problem)
+            return True
+        return await self._analyse(state, now, max(state.analysis_started_at, adopted[1]))
 
-    async def _adopt(self, state: RolloutState, now: float) -> None:
+    async def _adopt(self, state: RolloutState, now: float) -> bool:
         async with self.rollouts.mutex():
             fresh = await self.rollouts.load(state.model)
             if fresh is None or fresh.revision != state.revision:
-                return
+                return False
             try:
                 await self.rollouts.reconcile(fresh)
             except RegistryError as exc:
                 await self.rollouts.abort(fresh, f"cannot re-apply the step's weights: {exc}")
-                return
+                return True
         self._adopted[state.model] = (state.id, now)
         logger.info("rollout %s of %s at step %d adopted", state.id, state.model, state.step + 1)
+        return True
 
     async def _registry_problem(self, state: RolloutState) -> str | None:
         spec = state.spec
@@ -190,7 +210,7 @@ class RolloutController:
             return f"candidate {spec.candidate} was moved to {candidate.stage.value} meanwhile"
         return None
 
-    async def _analyse(self, state: RolloutState, now: float, since: float) -> None:
+    async def _analyse(self, state: RolloutState, now: float, since: float) -> bool:
         spec = state.spec
         canary = await self.stats.interval_stats(state.model, spec.candidate, since)
         baseline = None
@@ -199,23 +219,25 @@ class RolloutController:
         else:
             champion = await self.stats.interval_stats(state.model, spec.champion, since)
             baseline = champion.to_dict()
-        results = run_checks(champion, canary, spec.thresholds, spec.min_requests)
-        outcome = verdict(results)
         expired = now - since >= spec.interval_s
+        # before the interval's end only strong evidence fails (see gateway.lifecycle.canary)
+        results = run_checks(champion, canary, spec.thresholds, spec.min_requests, final=expired)
+        outcome = verdict(results)
         if outcome != FAIL and not expired:
-            return  # keep collecting
+            return False  # keep collecting
         entry = analysis_entry(state, now, since, outcome, results, champion, canary)
         summary = summarize(results)
         async with self.rollouts.mutex():
             fresh = await self.rollouts.load(state.model)
             if fresh is None or fresh.revision != state.revision:
-                return  # changed meanwhile (cancelled...): decide again on the next tick
+                return False  # changed meanwhile (cancelled...): decide again next tick
             if outcome == PASS:
                 kept = baseline or state.baseline
                 await self.rollouts.pass_step(fresh, now, entry, kept, summary)
             else:  # FAIL, or INSUFFICIENT once the interval is over
                 label = failure_label(outcome, results)
                 await self.rollouts.fail_analysis(fresh, now, entry, label, summary)
+        return True
 
     async def run(self) -> None:
         while True:

@@ -27,7 +27,7 @@ from gateway.controlplane.responses import error_response, json_response
 from gateway.controlplane.rollout_metrics import PrometheusRolloutMetrics
 from gateway.controlplane.rollout_store import Rollouts
 from gateway.errors import GatewayError, InputError, status_for
-from gateway.monitoring.prometheus import get_metrics
+from gateway.monitoring.prometheus import MetricsRegistry, get_metrics
 from registry.errors import RegistryError
 
 if TYPE_CHECKING:
@@ -62,13 +62,20 @@ def failure_response(request: Request, exc: Exception) -> Response:
     return error_response(message, request, status, headers)
 
 
+def metrics_of(state: GatewayState) -> MetricsRegistry:
+    """The metrics registry monitoring records into (the process's one by default)."""
+    monitoring = getattr(state, "monitoring", None)
+    metrics = getattr(monitoring, "metrics", None)
+    return metrics if isinstance(metrics, MetricsRegistry) else get_metrics()
+
+
 def rollouts_of(state: GatewayState) -> Rollouts:
     if state.registry is None:
         raise GatewayError("the registry is not open yet")
     return Rollouts(
         state.registry,
         state.settings.paths.root,
-        metrics=PrometheusRolloutMetrics(get_metrics()),
+        metrics=PrometheusRolloutMetrics(metrics_of(state)),
     )
 
 

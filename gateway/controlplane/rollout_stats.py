@@ -120,6 +120,7 @@ def interval_stats_of(current: Totals, base: Totals | None) -> VariantIntervalSt
         errors=int(round(current.errors - b.errors)),
         p99_latency_ms=None if p99 is None else p99 * 1000.0,
         low_confidence_rate=low,
+        confidence_count=int(round(conf)) if conf > 0 else 0,
         class_counts={c: n for c, n in classes.items() if n > 0},
         live_accuracy=current.live_accuracy,
         labelled=0,

@@ -7,25 +7,39 @@ check returns a ``CheckResult`` whose ``status`` is one of
 * ``fail``          it is, with enough data to say so;
 * ``insufficient``  too little data to decide: NOT a pass (``passed`` is None);
 * ``skipped``       the signal does not exist for this model (no classes for a regressor,
-                    no label feedback, no shadow comparison, no feature reference): it
-                    neither passes nor blocks.
+                    no label feedback, no shadow comparison, no feature reference, no
+                    latency measured): it neither passes nor blocks.
 
 Every check first needs ``min_requests`` answered requests on each side over the interval
 (else ``insufficient``), then its own signal. What the rollout controller does with an
 ``insufficient`` verdict is its business (see ``gateway.controlplane.rollout``): it waits
 while the step's interval runs and counts it as a failed analysis once it has expired.
 
+Noise. The controller looks at a running interval on every tick and fails the analysis as
+soon as a check fails, so a bare threshold would fail good canaries on the noise of a few
+dozen requests (4 low-confidence answers out of 45 against 6 out of 219 is already +6
+points). The tested checks (error rate, low confidence, accuracy, prediction drift) fail
+only when the canary is beyond the threshold AND the data show it beyond noise
+(``gateway.lifecycle.canary_significance``): p < ``significance`` (0.01) for the look at
+the interval's end (``final``), p < ``early_significance`` (1e-4) for the looks before it.
+A broken canary still fails early: 30 % errors over 50 requests against none is p ~ 4e-6.
+The untested checks (p99 latency, shadow agreement, feature PSI) are only decided at the
+end: before it, a breach reads ``insufficient``. A caller that looks once (tests, reports)
+keeps ``final=True``.
+
 The checks (thresholds in ``CanaryThresholds``):
 
 ==================  =========================================================================
-error_rate          canary error rate > champion's + ``max_error_rate_increase``
+error_rate          canary error rate > champion's + ``max_error_rate_increase`` (tested)
 p99_latency         canary p99 > champion's x ``max_p99_latency_factor`` and more than
                     ``p99_latency_slack_ms`` above it (keeps sub-ms models off timer noise)
 low_confidence      canary low-confidence rate > champion's + ``max_low_confidence_increase``
+                    (tested)
 prediction_drift    PSI of the canary's predicted-class distribution against the champion's
-                    > ``max_prediction_psi`` (same inputs, so the classes should match)
-accuracy            live-label accuracy: champion's - canary's > ``max_accuracy_drop``;
-                    needs ``min_labels`` labelled rows on each side once labels flow
+                    > ``max_prediction_psi`` (same inputs, so the classes should match;
+                    tested: chi-squared homogeneity of the two class counts)
+accuracy            live-label accuracy: champion's - canary's > ``max_accuracy_drop``
+                    (tested); needs ``min_labels`` labelled rows on each side once labels flow
 shadow_agreement    share of mirrored rows where the canary agreed with the champion <
                     ``min_shadow_agreement`` (needs ``min_shadow_compared`` compared rows)
 feature_psi         canary's max feature PSI (against its own training reference) >
@@ -36,17 +50,44 @@ feature_psi         canary's max feature PSI (against its own training reference
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
-from typing import Any
 
 import numpy as np
 
+from gateway.lifecycle.canary_significance import excess_p_value, homogeneity_p_value
 from gateway.lifecycle.canary_stats import VariantIntervalStats
+from gateway.lifecycle.canary_types import (
+    FAIL,
+    INSUFFICIENT,
+    PASS,
+    SKIPPED,
+    CanaryThresholds,
+    CheckResult,
+)
 from gateway.monitoring.stats import psi
 
-PASS, FAIL, INSUFFICIENT, SKIPPED = "pass", "fail", "insufficient", "skipped"
+__all__ = [
+    "CHECKS",
+    "FAIL",
+    "INSUFFICIENT",
+    "PASS",
+    "SKIPPED",
+    "CanaryThresholds",
+    "CheckResult",
+    "VariantIntervalStats",
+    "check_accuracy",
+    "check_error_rate",
+    "check_feature_psi",
+    "check_low_confidence",
+    "check_p99_latency",
+    "check_prediction_drift",
+    "check_shadow_agreement",
+    "class_distribution_psi",
+    "run_checks",
+    "summarize",
+    "verdict",
+]
+
 CHECKS = (
     "error_rate",
     "p99_latency",
@@ -56,76 +97,14 @@ CHECKS = (
     "shadow_agreement",
     "feature_psi",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class CanaryThresholds:
-    max_error_rate_increase: float = 0.01
-    max_p99_latency_factor: float = 1.5
-    p99_latency_slack_ms: float = 1.0
-    max_low_confidence_increase: float = 0.05
-    max_prediction_psi: float = 0.2
-    max_accuracy_drop: float = 0.02
-    min_labels: int = 30
-    min_shadow_agreement: float = 0.9
-    min_shadow_compared: int = 100
-    max_feature_psi: float = 0.2
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None) -> CanaryThresholds:
-        """Defaults overridden by ``values``; unknown names or bad numbers raise ValueError."""
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown canary threshold {unknown[0]!r} (known: {', '.join(sorted(known))})"
-            )
-        parsed: dict[str, Any] = {}
-        for name, value in values.items():
-            integral = name in ("min_labels", "min_shadow_compared")
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            if not ok or not math.isfinite(value) or value < 0:
-                raise ValueError(f"canary threshold {name} must be a number >= 0, got {value!r}")
-            if integral and int(value) != value:
-                raise ValueError(f"canary threshold {name} must be an integer, got {value!r}")
-            parsed[name] = int(value) if integral else float(value)
-        return cls(**parsed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    name: str
-    status: str  # pass | fail | insufficient | skipped
-    value: float | None = None  # the canary's measurement
-    threshold: float | None = None  # the limit it was held to
-    baseline: float | None = None  # the champion's measurement
-    detail: str = ""
-
-    @property
-    def passed(self) -> bool | None:
-        """True / False; None when there was no verdict (insufficient or skipped)."""
-        return True if self.status == PASS else False if self.status == FAIL else None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        for key in ("value", "threshold", "baseline"):
-            if isinstance(out[key], float) and not math.isfinite(out[key]):
-                out[key] = None
-        out["passed"] = self.passed
-        return out
+Stats = VariantIntervalStats
 
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
-def _data_gate(
-    name: str, champion: VariantIntervalStats, canary: VariantIntervalStats, min_requests: int
-) -> CheckResult | None:
+def _data_gate(name: str, champion: Stats, canary: Stats, min_requests: int) -> CheckResult | None:
     if canary.requests < min_requests or champion.requests < min_requests:
         return CheckResult(
             name,
@@ -136,55 +115,85 @@ def _data_gate(
     return None
 
 
-def _compare(
-    name: str, value: float, limit: float, baseline: float, worse: bool, what: str
+def _tested(
+    name: str,
+    value: float,
+    limit: float,
+    baseline: float,
+    beyond: bool,
+    p_value: float,
+    t: CanaryThresholds,
+    final: bool,
+    head: str,
 ) -> CheckResult:
-    verb = "above" if worse else "within"
-    detail = f"{what} {value:.4g} vs champion {baseline:.4g} ({verb} limit {limit:.4g})"
+    """Fail only when beyond the limit and significant at the look's level."""
+    alpha = t.alpha(final)
+    worse = beyond and p_value < alpha
+    if worse:
+        detail = f"{head} (beyond limit {limit:.4g}, p = {p_value:.2g})"
+    elif beyond:
+        detail = (
+            f"{head} (beyond limit {limit:.4g} but not significant: p = {p_value:.2g} >= {alpha:g})"
+        )
+    else:
+        detail = f"{head} (within limit {limit:.4g})"
+    return CheckResult(name, FAIL if worse else PASS, value, limit, baseline, detail, p_value)
+
+
+def _untested(
+    name: str,
+    value: float,
+    limit: float,
+    baseline: float | None,
+    worse: bool,
+    final: bool,
+    detail: str,
+) -> CheckResult:
+    """A breach counts at the interval's end; before it, it only says "wait"."""
+    if worse and not final:
+        return CheckResult(
+            name, INSUFFICIENT, value, limit, baseline, f"{detail}; decided when the interval ends"
+        )
     return CheckResult(name, FAIL if worse else PASS, value, limit, baseline, detail)
 
 
 def check_error_rate(
-    champion: VariantIntervalStats,
-    canary: VariantIntervalStats,
-    t: CanaryThresholds,
-    min_requests: int,
+    champion: Stats, canary: Stats, t: CanaryThresholds, min_requests: int, final: bool = True
 ) -> CheckResult:
     gate = _data_gate("error_rate", champion, canary, min_requests)
     if gate is not None:
         return gate
-    limit = champion.error_rate + t.max_error_rate_increase
-    return _compare(
-        "error_rate",
-        canary.error_rate,
-        limit,
-        champion.error_rate,
-        canary.error_rate > limit + 1e-12,
-        "error rate",
+    c, p = canary.error_rate, champion.error_rate
+    limit = p + t.max_error_rate_increase
+    p_value = excess_p_value(
+        canary.errors,
+        canary.requests,
+        champion.errors,
+        champion.requests,
+        t.max_error_rate_increase,
     )
+    head = f"error rate {c:.4g} vs champion {p:.4g}"
+    return _tested("error_rate", c, limit, p, c > limit + 1e-12, p_value, t, final, head)
 
 
 def check_p99_latency(
-    champion: VariantIntervalStats,
-    canary: VariantIntervalStats,
-    t: CanaryThresholds,
-    min_requests: int,
+    champion: Stats, canary: Stats, t: CanaryThresholds, min_requests: int, final: bool = True
 ) -> CheckResult:
     gate = _data_gate("p99_latency", champion, canary, min_requests)
     if gate is not None:
         return gate
     c, p = canary.p99_latency_ms, champion.p99_latency_ms
-    if c is None or p is None or math.isnan(c) or math.isnan(p):
-        return CheckResult("p99_latency", INSUFFICIENT, detail="no latency measured")
+    if c is None and p is None:  # the stats source measures no latency at all
+        return CheckResult("p99_latency", SKIPPED, detail="no latency measured")
+    if c is None or p is None or np.isnan(c) or np.isnan(p):
+        return CheckResult("p99_latency", INSUFFICIENT, detail="latency missing on one side")
     limit = max(p * t.max_p99_latency_factor, p + t.p99_latency_slack_ms)
-    return _compare("p99_latency", c, limit, p, c > limit, "p99 latency (ms)")
+    detail = f"p99 latency (ms) {c:.4g} vs champion {p:.4g} (limit {limit:.4g})"
+    return _untested("p99_latency", c, limit, p, c > limit, final, detail)
 
 
 def check_low_confidence(
-    champion: VariantIntervalStats,
-    canary: VariantIntervalStats,
-    t: CanaryThresholds,
-    min_requests: int,
+    champion: Stats, canary: Stats, t: CanaryThresholds, min_requests: int, final: bool = True
 ) -> CheckResult:
     gate = _data_gate("low_confidence", champion, canary, min_requests)
     if gate is not None:
@@ -195,7 +204,10 @@ def check_low_confidence(
     if c is None or p is None:
         return CheckResult("low_confidence", INSUFFICIENT, detail="confidence missing on one side")
     limit = p + t.max_low_confidence_increase
-    return _compare("low_confidence", c, limit, p, c > limit + 1e-12, "low-confidence rate")
+    n_c, n_p = canary.confidence_rows, champion.confidence_rows
+    p_value = excess_p_value(c * n_c, n_c, p * n_p, n_p, t.max_low_confidence_increase)
+    head = f"low-confidence rate {c:.4g} vs champion {p:.4g}"
+    return _tested("low_confidence", c, limit, p, c > limit + 1e-12, p_value, t, final, head)
 
 
 def class_distribution_psi(expected: Mapping[str, int], actual: Mapping[str, int]) -> float:
@@ -207,10 +219,7 @@ def class_distribution_psi(expected: Mapping[str, int], actual: Mapping[str, int
 
 
 def check_prediction_drift(
-    champion: VariantIntervalStats,
-    canary: VariantIntervalStats,
-    t: CanaryThresholds,
-    min_requests: int,
+    champion: Stats, canary: Stats, t: CanaryThresholds, min_requests: int, final: bool = True
 ) -> CheckResult:
     name = "prediction_drift"
     gate = _data_gate(name, champion, canary, min_requests)
@@ -222,22 +231,14 @@ def check_prediction_drift(
     if c_total <= 0 or p_total <= 0:
         return CheckResult(name, INSUFFICIENT, detail="no predictions on one side")
     value = class_distribution_psi(champion.class_counts, canary.class_counts)
-    worse = value > t.max_prediction_psi
-    return CheckResult(
-        name,
-        FAIL if worse else PASS,
-        value,
-        t.max_prediction_psi,
-        0.0,
-        f"PSI of predicted classes vs champion {value:.4g} (limit {t.max_prediction_psi:.4g})",
-    )
+    p_value = homogeneity_p_value(champion.class_counts, canary.class_counts)
+    head = f"PSI of predicted classes vs champion {value:.4g}"
+    beyond = value > t.max_prediction_psi
+    return _tested(name, value, t.max_prediction_psi, 0.0, beyond, p_value, t, final, head)
 
 
 def check_accuracy(
-    champion: VariantIntervalStats,
-    canary: VariantIntervalStats,
-    t: CanaryThresholds,
-    min_requests: int,
+    champion: Stats, canary: Stats, t: CanaryThresholds, min_requests: int, final: bool = True
 ) -> CheckResult:
     name = "accuracy"
     gate = _data_gate(name, champion, canary, min_requests)
@@ -254,23 +255,15 @@ def check_accuracy(
             f"(need {t.min_labels} each)",
         )
     limit = p - t.max_accuracy_drop
-    worse = c < limit - 1e-12
-    verb = "below" if worse else "within"
-    return CheckResult(
-        name,
-        FAIL if worse else PASS,
-        c,
-        limit,
-        p,
-        f"live accuracy {c:.4g} vs champion {p:.4g} ({verb} limit {limit:.4g})",
-    )
+    n_c, n_p = canary.labelled, champion.labelled
+    # tested on the wrong answers: the canary's error rate above the champion's + the drop
+    p_value = excess_p_value((1.0 - c) * n_c, n_c, (1.0 - p) * n_p, n_p, t.max_accuracy_drop)
+    head = f"live accuracy {c:.4g} vs champion {p:.4g}"
+    return _tested(name, c, limit, p, c < limit - 1e-12, p_value, t, final, head)
 
 
 def check_shadow_agreement(
-    champion: VariantIntervalStats,
-    canary: VariantIntervalStats,
-    t: CanaryThresholds,
-    min_requests: int,
+    champion: Stats, canary: Stats, t: CanaryThresholds, min_requests: int, final: bool = True
 ) -> CheckResult:
     name = "shadow_agreement"
     gate = _data_gate(name, champion, canary, min_requests)
@@ -284,23 +277,13 @@ def check_shadow_agreement(
             INSUFFICIENT,
             detail=f"compared rows {canary.shadow_compared} (need {t.min_shadow_compared})",
         )
-    value = canary.shadow_agreement
-    worse = value < t.min_shadow_agreement
-    return CheckResult(
-        name,
-        FAIL if worse else PASS,
-        value,
-        t.min_shadow_agreement,
-        1.0,
-        f"agreement with champion {value:.4g} (minimum {t.min_shadow_agreement:.4g})",
-    )
+    value, limit = canary.shadow_agreement, t.min_shadow_agreement
+    detail = f"agreement with champion {value:.4g} (minimum {limit:.4g})"
+    return _untested(name, value, limit, 1.0, value < limit, final, detail)
 
 
 def check_feature_psi(
-    champion: VariantIntervalStats,
-    canary: VariantIntervalStats,
-    t: CanaryThresholds,
-    min_requests: int,
+    champion: Stats, canary: Stats, t: CanaryThresholds, min_requests: int, final: bool = True
 ) -> CheckResult:
     name = "feature_psi"
     gate = _data_gate(name, champion, canary, min_requests)
@@ -310,14 +293,8 @@ def check_feature_psi(
         return CheckResult(name, SKIPPED, detail="no feature PSI for the canary")
     value, base = canary.max_feature_psi, champion.max_feature_psi
     worse = value > t.max_feature_psi and (base is None or value > base)
-    return CheckResult(
-        name,
-        FAIL if worse else PASS,
-        value,
-        t.max_feature_psi,
-        base,
-        f"max feature PSI {value:.4g} vs champion {_fmt(base)} (limit {t.max_feature_psi:.4g})",
-    )
+    detail = f"max feature PSI {value:.4g} vs champion {_fmt(base)} (limit {t.max_feature_psi:.4g})"
+    return _untested(name, value, t.max_feature_psi, base, worse, final, detail)
 
 
 _CHECK_FUNCTIONS = (
@@ -332,13 +309,16 @@ _CHECK_FUNCTIONS = (
 
 
 def run_checks(
-    champion: VariantIntervalStats,
-    canary: VariantIntervalStats,
+    champion: Stats,
+    canary: Stats,
     thresholds: CanaryThresholds | None = None,
     min_requests: int = 1,
+    *,
+    final: bool = True,
 ) -> list[CheckResult]:
+    """Every check; ``final`` False for a look before the interval's end (see above)."""
     t = thresholds or CanaryThresholds()
-    return [check(champion, canary, t, min_requests) for check in _CHECK_FUNCTIONS]
+    return [check(champion, canary, t, min_requests, final) for check in _CHECK_FUNCTIONS]
 
 
 def verdict(results: Sequence[CheckResult]) -> str:

@@ -26,6 +26,7 @@ class VariantIntervalStats:
     errors: int = 0
     p99_latency_ms: float | None = None
     low_confidence_rate: float | None = None  # None for a regressor
+    confidence_count: int = 0  # rows behind low_confidence_rate (0: unknown)
     class_counts: Mapping[str, int] = field(default_factory=dict)  # predicted class -> rows
     live_accuracy: float | None = None  # over the labelled rows
     labelled: int = 0
@@ -36,6 +37,11 @@ class VariantIntervalStats:
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests > 0 else math.nan
+
+    @property
+    def confidence_rows(self) -> int:
+        """Rows behind the low-confidence rate; the answered requests when unknown."""
+        return self.confidence_count or max(self.requests - self.errors, 0)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -71,6 +77,7 @@ def stats_from_window(
     p99 = float(np.percentile(latency, 99) * 1000.0) if latency.size else None
     counts: dict[str, int] = {}
     low_rate = None
+    conf_rows = 0
     if classes is not None:
         codes = snapshot.predictions[keep]
         codes = codes[~np.isnan(codes)].astype(np.int64)
@@ -79,11 +86,13 @@ def stats_from_window(
         conf = snapshot.confidence[keep]
         conf = conf[~np.isnan(conf)]
         low_rate = float(np.mean(conf < low_confidence)) if conf.size else None
+        conf_rows = int(conf.size)
     return VariantIntervalStats(
         requests=requests,
         errors=errors,
         p99_latency_ms=p99,
         low_confidence_rate=low_rate,
+        confidence_count=conf_rows,
         class_counts=counts,
         live_accuracy=live_accuracy,
         labelled=labelled,

@@ -384,11 +384,12 @@ def test_trigger_config_from_environment() -> None:
     assert config.cooldown_s == 3600 and config.retry.max_attempts == 5
     assert config.configured and TriggerConfig.from_environ({}).configured is False
     for env, message in [
-        ({"MODELGATE_RETRAIN_WEBHOOK": "ftp://x/"}, "http"),
+        ({"MODELGATE_RETRAIN_WEBHOOK": "ftp://x/"}, "MODELGATE_RETRAIN_WEBHOOK: .*http"),
         ({"MODELGATE_RETRAIN_COOLDOWN_S": "soon"}, "expected a number"),
-        ({"MODELGATE_RETRAIN_ATTEMPTS": "0"}, "at least 1 attempt"),
+        ({"MODELGATE_RETRAIN_ATTEMPTS": "0"}, "MODELGATE_RETRAIN_ATTEMPTS must be >= 1"),
+        ({"MODELGATE_RETRAIN_EVERY_S": "0"}, "MODELGATE_RETRAIN_EVERY_S > 0"),
         ({"MODELGATE_RETRAIN_POLICY": "[1]"}, "JSON object"),
-        ({"MODELGATE_RETRAIN_POLICY": '{"max_psi": 1}'}, "unknown retraining policy"),
+        ({"MODELGATE_RETRAIN_POLICY": '{"max_psi": 1}'}, "POLICY: unknown retraining policy"),
     ]:
         with pytest.raises(ValueError, match=message):
             TriggerConfig.from_environ(env)
@@ -420,3 +421,37 @@ async def test_the_background_task_fires_and_stops_cleanly(
     assert len(inputs.calls) >= passes + 5
     assert len(receiver.bodies) == 1  # positive on every pass, fired once (cooldown 24 h)
     assert "data_drift" in receiver.bodies[0]["reasons"]
+
+
+async def test_a_shutdown_during_delivery_is_recorded_as_interrupted(
+    registry: SqliteRegistry, home: HomePaths, inputs: Inputs, clock: Clock
+) -> None:
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        arrived.set()
+        await release.wait()  # never answers before the monitor is stopped
+        writer.close()
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        inputs.value = replace(CALM, drift_score=0.5)
+        mon = monitor(registry, home, inputs, clock, webhook_url=f"http://127.0.0.1:{port}/x")
+        task = asyncio.create_task(mon.evaluate("churn"))
+        await asyncio.wait_for(arrived.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+    finally:
+        server.close()
+        await server.wait_closed()
+    status = await registry.get_state("retraining-status:churn")
+    assert status["last_fire"]["status"] == "interrupted"
+    assert status["last_fire"]["reasons"] == ["data_drift"]
+    [entry] = await registry.audit(model="churn", action="retraining_trigger")
+    assert "interrupted by shutdown" in entry.reason
+    # still within the cooldown: a restarted monitor does not fire again
+    assert await mon.evaluate("churn") is None
