@@ -1,17 +1,24 @@
 """Composition root: the only module that knows every part of the gateway.
 
-``create_app(settings)`` wires the snapshot holder, shadow mirror, route table and admin
-auth; its lifespan opens the registry, publishes the first snapshot (every needed version
-loaded and warmed up), starts the generation watcher and shadow workers, and stops them
-in reverse order. ``create_app_from_env()`` is the factory uvicorn imports in each
-worker process (settings travel through ``MODELGATE_*`` variables).
+``create_app(settings)`` wires the snapshot holder, shadow mirror, monitoring, route table
+and admin auth; its lifespan opens the registry, attaches monitoring to the publisher (so
+every version is bound before it takes traffic), publishes the first snapshot (every
+needed version loaded and warmed up), starts the generation watcher, the shadow workers
+and then each ``SERVICES`` start hook, and stops everything in reverse order.
+``create_app_from_env()`` is the factory uvicorn imports in each worker process (settings
+travel through ``MODELGATE_*`` variables).
+
+Adding a background service: append its ``(start, stop)`` pair of
+``async def hook(state: GatewayState) -> None`` to ``SERVICES``; a start hook runs after the
+first publish, the stop hooks of the services that started run in reverse order first at
+shutdown, each in its own try (a failing stop is logged, the others still run).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +29,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.controlplane.auth import AdminAuth, resolve_admin_token
+from gateway.controlplane.lifecycle_tasks import start_lifecycle, stop_lifecycle
+from gateway.controlplane.monitoring_binder import Monitoring, shared_feedback_dir
+from gateway.controlplane.monitoring_timers import start_monitoring, stop_monitoring
 from gateway.controlplane.publisher import Publisher
 from gateway.controlplane.responses import error_response
 from gateway.controlplane.watcher import GenerationWatcher
 from gateway.dataplane.asgi import Receive, Scope, Send
+from gateway.dataplane.feedback import FeedbackStore
 from gateway.dataplane.shadow import ShadowMirror
 from gateway.dataplane.snapshot import SnapshotHolder
 from gateway.errors import GatewayError, status_for
+from gateway.monitoring.prometheus import MetricsRegistry
 from gateway.routes import HotPaths, build_routes
 from gateway.settings import Settings
 from registry.errors import RegistryError
@@ -49,6 +61,22 @@ class GatewayState:
     registry: SqliteRegistry | None = None
     publisher: Publisher | None = None
     watcher: GenerationWatcher | None = None
+    # None when MODELGATE_MONITORING=off
+    monitoring: Monitoring | None = None
+
+    @property
+    def feedback(self) -> FeedbackStore | None:
+        """Label feedback (``live_accuracy``, ``labelled_count``); None without monitoring."""
+        return None if self.monitoring is None else self.monitoring.feedback
+
+
+Hook = Callable[[GatewayState], Awaitable[None]]
+
+# background services started after the first publish, stopped in reverse order
+SERVICES: list[tuple[Hook, Hook]] = [
+    (start_monitoring, stop_monitoring),
+    (start_lifecycle, stop_lifecycle),
+]
 
 
 class GatewayApp(Starlette):
@@ -75,7 +103,8 @@ class GatewayApp(Starlette):
 async def _gateway_error(request: Request, exc: Exception) -> Response:
     status = status_for(exc)
     headers = {"www-authenticate": "Bearer"} if status == 401 else None
-    message = str(exc) if status < 500 else "internal server error"
+    # gateway errors speak to the client (a 503 says what is not ready); a 500 says nothing
+    message = str(exc) if status != 500 else "internal server error"
     return error_response(message, request, status, headers)
 
 
@@ -90,10 +119,12 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return error_response("internal server error", request, 500)
 
 
-def create_app(settings: Settings, *, freeze_gc: bool = False) -> Starlette:
+def create_app(
+    settings: Settings, *, freeze_gc: bool = False, metrics: MetricsRegistry | None = None
+) -> Starlette:
     """The gateway app; ``freeze_gc`` (serving processes) moves everything alive after the
     first load out of the collector's reach, so full collections stop rescanning models
-    and libraries."""
+    and libraries. ``metrics`` defaults to the process's registry (``get_metrics()``)."""
     token, token_path = resolve_admin_token(settings)
     state = GatewayState(
         settings=settings,
@@ -102,6 +133,14 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> Starlette:
         auth=AdminAuth(token),
         token_path=token_path,
     )
+    if settings.monitoring:
+        state.monitoring = Monitoring(
+            settings,
+            state.holder,
+            state.mirror,
+            metrics=metrics,
+            feedback_dir=shared_feedback_dir(),
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -109,7 +148,10 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> Starlette:
         state.registry = registry
         publisher = Publisher(registry, settings, state.holder, state.mirror)
         state.publisher = publisher
+        if state.monitoring is not None:
+            state.monitoring.attach(publisher)
         watcher = GenerationWatcher(registry, publisher, settings.poll_interval_ms / 1000.0)
+        started: list[Hook] = []
         try:
             snapshot = await publisher.refresh()
             logger.info(
@@ -120,11 +162,19 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> Starlette:
             state.mirror.start()
             watcher.start()
             state.watcher = watcher
+            for start, stop in SERVICES:
+                await start(state)
+                started.append(stop)
             if freeze_gc:
                 gc.collect()
                 gc.freeze()
             yield
         finally:
+            for stop in reversed(started):
+                try:
+                    await stop(state)
+                except Exception:
+                    logger.exception("stopping %s failed", getattr(stop, "__name__", stop))
             await watcher.stop()
             await state.mirror.stop()
             await publisher.close()

@@ -13,6 +13,10 @@ from typing import TYPE_CHECKING, Any
 from starlette.routing import BaseRoute, Route
 
 from gateway.controlplane.admin_routes import admin_routes
+from gateway.controlplane.drift_api import drift_endpoint
+from gateway.controlplane.health_api import health_endpoint
+from gateway.controlplane.lifecycle_tasks import lifecycle_routes
+from gateway.controlplane.monitoring_binder import MetricsRoute
 from gateway.controlplane.repository_api import (
     index_endpoint,
     load_endpoint,
@@ -26,6 +30,7 @@ from gateway.dataplane.endpoints_meta import (
     ReadyEndpoint,
     ServerMetadataEndpoint,
 )
+from gateway.dataplane.feedback_endpoint import FeedbackEndpoint
 
 if TYPE_CHECKING:
     from gateway.app import GatewayState
@@ -36,10 +41,17 @@ PREDICT_PATH = "/predict/{name}"
 
 
 def build_routes(state: GatewayState) -> list[BaseRoute]:
-    holder, mirror = state.holder, state.mirror
+    holder, mirror, monitoring = state.holder, state.mirror, state.monitoring
     max_body = state.settings.max_body_bytes
-    infer = InferenceEndpoint(holder, mirror, max_body, protocol="oip")
-    predict = InferenceEndpoint(holder, mirror, max_body, protocol="predict")
+    errors = None if monitoring is None else monitoring.record_input_error
+    infer = InferenceEndpoint(holder, mirror, max_body, protocol="oip", input_errors=errors)
+    predict = InferenceEndpoint(holder, mirror, max_body, protocol="predict", input_errors=errors)
+    feedback = FeedbackEndpoint(
+        holder,
+        None if monitoring is None else monitoring.feedback,
+        max_body,
+        None if monitoring is None else monitoring.flush,
+    )
     metadata = ModelMetadataEndpoint(holder)
     readiness = ModelMetadataEndpoint(holder, readiness=True)
     return [
@@ -55,12 +67,18 @@ def build_routes(state: GatewayState) -> list[BaseRoute]:
         Route("/v2/models/{name}/ready", readiness, methods=["GET"]),
         Route("/v2/models/{name}/versions/{version}", metadata, methods=["GET"]),
         Route("/v2/models/{name}/versions/{version}/ready", readiness, methods=["GET"]),
+        Route("/v2/models/{name}/feedback", feedback, methods=["POST"]),
+        # monitoring: Prometheus exposition, drift and health reports (admin)
+        Route("/metrics", MetricsRoute(monitoring), methods=["GET"]),
+        Route("/admin/models/{name}/drift", drift_endpoint, methods=["GET"]),
+        Route("/admin/models/{name}/health", health_endpoint, methods=["GET"]),
         # control plane: OIP model repository extension, admin API (bearer token)
         Route("/v2/repository/index", index_endpoint, methods=["POST"]),
         Route("/v2/repository/models/{name}/load", load_endpoint, methods=["POST"]),
         Route("/v2/repository/models/{name}/unload", unload_endpoint, methods=["POST"]),
         Route("/admin/models/{name}/shadow", shadow_endpoint, methods=["GET"]),
         *admin_routes(state),
+        *lifecycle_routes(),
     ]
 
 

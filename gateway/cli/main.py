@@ -12,6 +12,7 @@ from gateway.cli import (
     admin_commands,
     convert_commands,
     evaluate_command,
+    monitor_commands,
     registry_commands,
     rollout_command,
     serve_command,
@@ -24,6 +25,7 @@ COMMAND_MODULES = (
     convert_commands,
     serve_command,
     admin_commands,
+    monitor_commands,
     evaluate_command,
     rollout_command,
 )
