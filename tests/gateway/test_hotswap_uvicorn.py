@@ -9,12 +9,7 @@ same app built by a small uvicorn factory script that appends ``admin_routes``.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -23,100 +18,28 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from starlette.routing import Route
 
-from gateway.app import create_app
 from gateway.cli import admin_commands
 from gateway.cli import main as cli_main
 from gateway.settings import Settings
 from registry.sqlite_store import open_registry
+from tests.support.gateway_process import GatewayProcess, free_port
 
 TOKEN = "hotswap-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ROW = orjson.dumps({"instances": [[0.5, -1.0, 0.25, 2.0]]})
 JSON = {"content-type": "application/json"}
 
-FACTORY = """
-from starlette.routing import Route
 
-from gateway.app import create_app_from_env
-from gateway.controlplane.admin_routes import admin_routes
-
-
-def create():
-    app = create_app_from_env()
-    paths = {r.path for r in app.router.routes if isinstance(r, Route)}
-    if "/admin/models/{name}/traffic" not in paths:
-        app.router.routes.extend(admin_routes(app.state.gateway))
-    return app
-"""
-
-
-def admin_api_wired(tmp_path: Path) -> bool:
-    app = create_app(Settings(home=tmp_path / "probe", admin_token=TOKEN))
-    paths = {r.path for r in app.router.routes if isinstance(r, Route)}
-    return "/admin/models/{name}/traffic" in paths
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    def __init__(self, home: Path, work: Path, workers: int = 1, port: int | None = None):
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = work / f"server-{self.port}-{time.monotonic_ns()}.log"
-        env = {
-            **os.environ,
-            **Settings(home=home, workers=workers, poll_interval_ms=250).to_environ(),
-            "MODELGATE_ADMIN_TOKEN": TOKEN,
-        }
-        if admin_api_wired(work):
-            argv = ["-m", "gateway.cli.main", "serve", "--home", str(home)]
-            argv += ["--port", str(self.port), "--workers", str(workers)]
-        else:
-            (work / "hotswap_factory.py").write_text(FACTORY)
-            env["PYTHONPATH"] = os.pathsep.join([str(work), env.get("PYTHONPATH", "")])
-            argv = ["-m", "uvicorn", "hotswap_factory:create", "--factory"]
-            argv += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
-            argv += ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
-        self.proc = subprocess.Popen(
-            [sys.executable, *argv],
-            stdout=self.log.open("wb"),
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-        self.wait_ready()
-
-    def wait_ready(self, timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server not ready:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-    def fresh(self, method: str, path: str, **kwargs) -> httpx.Response:
-        """One request on a new connection (so successive ones spread over the workers)."""
-        return httpx.request(method, f"{self.url}{path}", timeout=10, **kwargs)
+def start_server(
+    home: Path, work: Path, workers: int = 1, port: int | None = None
+) -> GatewayProcess:
+    """``serve --workers N`` polling the registry every 250 ms, ready to take requests."""
+    port = port or free_port()
+    settings = Settings(home=home, workers=workers, poll_interval_ms=250).to_environ()
+    log = work / f"server-{port}-{time.monotonic_ns()}.log"
+    server = GatewayProcess(home, log, ["--workers", str(workers)], settings, port, TOKEN)
+    return server.wait_ready()
 
 
 @pytest.fixture
@@ -142,7 +65,7 @@ CYCLE = [
 
 
 async def test_no_request_fails_while_traffic_flips_50_times(home, tmp_path):
-    server = Server(home, tmp_path, workers=2)
+    server = start_server(home, tmp_path, workers=2)
     try:
         stop = asyncio.Event()
         outcomes: Counter[str] = Counter()
@@ -188,7 +111,7 @@ async def test_no_request_fails_while_traffic_flips_50_times(home, tmp_path):
         server.stop()
 
 
-def converge(server: Server, version: str) -> float:
+def converge(server: GatewayProcess, version: str) -> float:
     """Seconds until both workers report ``version`` as primary (bounded wait; the speed
     is measured by benchmarks/swap_bench.py, not asserted here)."""
     started = time.monotonic()
@@ -207,7 +130,7 @@ def converge(server: Server, version: str) -> float:
 
 
 def test_a_change_through_one_worker_is_served_by_both(home, tmp_path, monkeypatch):
-    server = Server(home, tmp_path, workers=2)
+    server = start_server(home, tmp_path, workers=2)
     try:
         switch = server.fresh(
             "POST", "/admin/models/clf/switch", json={"version": "1.1.0"}, headers=AUTH
@@ -272,7 +195,7 @@ def test_traffic_state_is_identical_after_a_restart(home, tmp_path):
         "sticky": True,
     }
 
-    def observe(server: Server) -> dict:
+    def observe(server: GatewayProcess) -> dict:
         keys = [f"user-{i}" for i in range(30)]
         sticky = {
             key: server.fresh(
@@ -288,7 +211,7 @@ def test_traffic_state_is_identical_after_a_restart(home, tmp_path):
             "sticky": sticky,
         }
 
-    server = Server(home, tmp_path, port=port)
+    server = start_server(home, tmp_path, port=port)
     try:
         response = server.fresh("PUT", "/admin/models/clf/traffic", json=change, headers=AUTH)
         assert response.status_code == 200, response.text
@@ -298,7 +221,7 @@ def test_traffic_state_is_identical_after_a_restart(home, tmp_path):
     assert set(before["sticky"].values()) == {"1.0.0", "1.1.0"}
     assert before["serving"]["shadow"] == [{"version": "2.0.0", "sample": 0.5}]
 
-    server = Server(home, tmp_path, port=port)
+    server = start_server(home, tmp_path, port=port)
     try:
         assert observe(server) == before
     finally:

@@ -9,11 +9,6 @@ persisted step and promotes the candidate.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import warnings
 from collections import Counter
@@ -27,6 +22,7 @@ import pytest
 
 from registry.models import Stage
 from registry.sqlite_store import open_registry
+from tests.support.gateway_process import GatewayProcess
 
 MODEL, CHAMPION, CANDIDATE = "churn", "1.0.0", "1.1.0"
 TOKEN = "uvicorn-lifecycle-token"
@@ -35,59 +31,18 @@ FEATURES = ["tenure", "spend", "visits", "tickets"]
 ROLLOUT = f"/admin/models/{MODEL}/rollout"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    def __init__(self, home: Path, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        command = [
-            sys.executable, "-m", "gateway.cli.main", "serve", "--home", str(home),
-            "--port", str(self.port), "--workers", "2",
-        ]  # fmt: skip
-        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-        env.update(
-            MODELGATE_ADMIN_TOKEN=TOKEN,
-            MODELGATE_ROLLOUT_TICK_S="0.1",
-            MODELGATE_LEADER_RETRY_S="0.2",
-            MODELGATE_POLL_INTERVAL_MS="50",
-        )
-        self.proc = subprocess.Popen(
-            command, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env,
-            start_new_session=True,
-        )  # fmt: skip
-
-    def wait_ready(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server not ready:\n{self.log.read_text()}")
-
-    def kill(self) -> None:
-        """A crash: every process of the server at once, no shutdown code runs."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+def start(home: Path, log: Path) -> GatewayProcess:
+    return GatewayProcess(
+        home,
+        log,
+        ["--workers", "2"],
+        env={
+            "MODELGATE_ROLLOUT_TICK_S": "0.1",
+            "MODELGATE_LEADER_RETRY_S": "0.2",
+            "MODELGATE_POLL_INTERVAL_MS": "50",
+        },
+        token=TOKEN,
+    )
 
 
 async def build(root: Path) -> None:
@@ -171,7 +126,7 @@ def leader_pid(home: Path) -> int:
     return int((home / "controller.lock").read_text().strip() or 0)
 
 
-def worker_pids(server: Server) -> set[int]:
+def worker_pids(server: GatewayProcess) -> set[int]:
     children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text()
     return {int(pid) for pid in children.split()}
 
@@ -188,7 +143,7 @@ async def require_wiring(url: str) -> None:
 
 async def test_a_rollout_survives_a_server_crash(home: Path, tmp_path: Path) -> None:
     log = tmp_path / "server.log"
-    first = Server(home, log)
+    first = start(home, log)
     try:
         first.wait_ready()
         await require_wiring(first.url)
@@ -219,7 +174,7 @@ async def test_a_rollout_survives_a_server_crash(home: Path, tmp_path: Path) -> 
     # little data on a busy machine may precede the passing one)
     assert {e["step"] for e in before["history"]} == {1}
 
-    second = Server(home, log)
+    second = start(home, log)
     try:
         second.wait_ready()
         traffic = Traffic(second.url)

@@ -4,12 +4,8 @@ accepted by promtool), label feedback shared by the workers, the `drift` / `heal
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,62 +17,24 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.cli import monitor_commands
 from gateway.cli.output import CLIError
+from tests.support.gateway_process import GatewayProcess, free_port
 
 TOKEN = "uvicorn-monitoring-token"
 ROW = [0.5, -1.0, 0.25, 2.0]
 N_REQUESTS = 60
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    def __init__(self, home: Path, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        command = [
-            sys.executable, "-m", "gateway.cli.main", "serve", "--home", str(home),
-            "--port", str(self.port), "--workers", "2",
-        ]  # fmt: skip
-        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-        env.update(MODELGATE_ADMIN_TOKEN=TOKEN, MODELGATE_DRIFT_INTERVAL_S="0.5")
-        self.proc = subprocess.Popen(
-            command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env,
-            start_new_session=True,
-        )  # fmt: skip
-
-    def wait_ready(self, timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server not ready:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
 @pytest.fixture(scope="module")
-def server(zoo_template, tmp_path_factory) -> Iterator[Server]:
+def server(zoo_template, tmp_path_factory) -> Iterator[GatewayProcess]:
     root = tmp_path_factory.mktemp("monitoring-serve")
     home = Path(shutil.copytree(zoo_template, root / "home"))
-    running = Server(home, root / "server.log")
+    running = GatewayProcess(
+        home,
+        root / "server.log",
+        ["--workers", "2"],
+        env={"MODELGATE_DRIFT_INTERVAL_S": "0.5"},
+        token=TOKEN,
+    )
     try:
         running.wait_ready()
         yield running
@@ -85,7 +43,7 @@ def server(zoo_template, tmp_path_factory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def served(server: Server) -> dict[str, int]:
+def served(server: GatewayProcess) -> dict[str, int]:
     """N_REQUESTS predictions, each on a new connection (so both workers take some):
     request id -> predicted class."""
     predicted = {}
@@ -96,7 +54,7 @@ def served(server: Server) -> dict[str, int]:
     return predicted
 
 
-def scrape(server: Server) -> tuple[str, dict[tuple[str, frozenset], float]]:
+def scrape(server: GatewayProcess) -> tuple[str, dict[tuple[str, frozenset], float]]:
     text = httpx.get(f"{server.url}/metrics", timeout=10).text
     samples = {}
     for family in text_string_to_metric_families(text):

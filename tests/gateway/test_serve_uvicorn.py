@@ -4,14 +4,10 @@ the token file, several workers converging on a change."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shlex
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,69 +21,16 @@ import tritonclient.http as triton
 
 from registry.models import Stage
 from registry.sqlite_store import open_registry
+from tests.support.gateway_process import GatewayProcess
 
 ROWS = np.array([[0.5, -1.0, 0.25, 2.0], [-0.3, 0.8, -1.5, 0.1], [1.2, 0.4, 0.0, -0.7]], np.float32)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    def __init__(self, home: Path, log: Path, *args: str, env: dict[str, str] | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        command = [
-            sys.executable,
-            "-m",
-            "gateway.cli.main",
-            "serve",
-            "--home",
-            str(home),
-            "--port",
-            str(self.port),
-            *args,
-        ]
-        environ = {**os.environ, "MODELGATE_ADMIN_TOKEN": "tok", **(env or {})}
-        self.proc = subprocess.Popen(
-            command,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            env=environ,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server not ready:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
 @pytest.fixture(scope="module")
-def server(zoo_template, tmp_path_factory) -> Iterator[Server]:
+def server(zoo_template, tmp_path_factory) -> Iterator[GatewayProcess]:
     root = tmp_path_factory.mktemp("serve")
     home = Path(shutil.copytree(zoo_template, root / "home"))
-    running = Server(home, root / "server.log")
+    running = GatewayProcess(home, root / "server.log")
     try:
         running.wait_ready()
         yield running
@@ -177,7 +120,7 @@ def test_plain_http_headers_and_errors(server):
 
 
 def test_serve_demo_comes_up_and_answers_the_printed_curl(tmp_path):
-    server = Server(tmp_path / "home", tmp_path / "server.log", "--demo")
+    server = GatewayProcess(tmp_path / "home", tmp_path / "server.log", ["--demo"])
     try:
         server.wait_ready(timeout_s=300)
         log = server.log.read_text()
@@ -203,7 +146,7 @@ def test_serve_demo_comes_up_and_answers_the_printed_curl(tmp_path):
 
 def test_serve_without_the_env_token_writes_the_token_file(zoo_template, tmp_path):
     home = Path(shutil.copytree(zoo_template, tmp_path / "home"))
-    server = Server(home, tmp_path / "server.log", env={"MODELGATE_ADMIN_TOKEN": ""})
+    server = GatewayProcess(home, tmp_path / "server.log", env={"MODELGATE_ADMIN_TOKEN": ""})
     try:
         server.wait_ready()
         token_file = home / "admin-token"
@@ -218,8 +161,8 @@ def test_serve_without_the_env_token_writes_the_token_file(zoo_template, tmp_pat
 
 def test_two_workers_converge_on_a_promotion(zoo_template, tmp_path):
     home = Path(shutil.copytree(zoo_template, tmp_path / "home"))
-    server = Server(
-        home, tmp_path / "server.log", "--workers", "2", env={"MODELGATE_POLL_INTERVAL_MS": "50"}
+    server = GatewayProcess(
+        home, tmp_path / "server.log", ["--workers", "2"], env={"MODELGATE_POLL_INTERVAL_MS": "50"}
     )
     row = orjson.dumps({"instances": [[0.1, 0.2, 0.3, 0.4]]})
     try:
