@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from registry.models import AuditEntry, Deployment, Model, ModelVersion, NewVersion, Stage
+from registry.models import (
+    AuditEntry,
+    Deployment,
+    Model,
+    ModelVersion,
+    NewVersion,
+    RegistryView,
+    Stage,
+)
 
 
 class RegistryStore(Protocol):
@@ -59,6 +67,13 @@ class RegistryStore(Protocol):
 
     async def previous_production(self, model: str) -> ModelVersion | None:
         """The archived version that most recently left production (the rollback target)."""
+        ...
+
+    async def serving_view(
+        self, model: str | None = None, *, state_prefix: str | None = None
+    ) -> RegistryView:
+        """Every model (or one) with versions, deployment and rollback target, the
+        generation, and state values under ``state_prefix``, from one consistent snapshot."""
         ...
 
     async def set_alias(self, model: str, alias: str, version: str, *, actor: str = "") -> None: ...

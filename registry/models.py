@@ -9,6 +9,7 @@ code that consumes them.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,3 +118,19 @@ class NewVersion:
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     created_by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelView:
+    model: Model
+    versions: tuple[ModelVersion, ...]  # oldest first
+    deployment: Deployment
+    previous: ModelVersion | None  # the rollback target
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryView:
+    generation: int
+    models: tuple[ModelView, ...]
+    # registry state values whose key starts with the requested prefix
+    states: Mapping[str, Any]

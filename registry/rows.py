@@ -7,8 +7,10 @@ import re
 import sqlite3
 from typing import Any
 
+import orjson
+
 from registry.errors import InvalidDeployment, InvalidVersion, RegistryError
-from registry.models import AuditEntry, Deployment, ModelVersion, Route, Shadow, Stage
+from registry.models import AuditEntry, Deployment, Model, ModelVersion, Route, Shadow, Stage
 from registry.semver import is_version
 
 # model names appear in URL paths and metric labels: no slashes, spaces or quotes
@@ -54,7 +56,37 @@ def to_json(value: Any, what: str, error: type[RegistryError] = RegistryError) -
 
 
 def from_json(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    # orjson is ~4x faster on the large reference-distribution documents, which every
+    # version read decodes; json stays the fallback for what orjson refuses (ints > 64 bit)
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+# a model with its latest and production versions (see model_from_row)
+MODEL_SQL = (
+    "SELECT m.name, m.description, m.created_at, "
+    "(SELECT v.version FROM versions v WHERE v.model = m.name "
+    " ORDER BY v.major DESC, v.minor DESC, v.patch DESC LIMIT 1) AS latest, "
+    "(SELECT v.version FROM versions v WHERE v.model = m.name AND v.stage = 'production') "
+    " AS production FROM models m"
+)
+
+# the version production was last rolled back from (the rollback target)
+PREVIOUS_PRODUCTION_SQL = (
+    "SELECT * FROM versions WHERE model = ? AND stage = 'archived' "
+    "AND left_production_gen IS NOT NULL "
+    "ORDER BY left_production_gen DESC, left_production_at DESC LIMIT 1"
+)
+
+
+def model_from_row(row: sqlite3.Row) -> Model:
+    return Model(
+        row["name"], row["description"], row["created_at"], row["latest"], row["production"]
+    )
 
 
 def version_from_row(row: sqlite3.Row, aliases: tuple[str, ...]) -> ModelVersion:

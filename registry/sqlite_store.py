@@ -30,9 +30,17 @@ from registry.artifacts import ArtifactStore, check_sha256
 from registry.errors import ArtifactError, InvalidVersion, NotFound, RegistryError, VersionExists
 from registry.home import HomePaths
 from registry.models import AuditEntry, Model, ModelVersion, NewVersion
-from registry.rows import audit_from_row, check_model_name, from_json, to_json
+from registry.rows import (
+    MODEL_SQL,
+    audit_from_row,
+    check_model_name,
+    from_json,
+    model_from_row,
+    to_json,
+)
 from registry.schema import BUSY_TIMEOUT_MS, migrate
 from registry.sqlite_versions import VersionsMixin
+from registry.sqlite_view import RegistryView, ViewReader
 
 MAX_AUDIT_LIMIT = 10_000
 
@@ -44,33 +52,32 @@ class SqliteRegistry(VersionsMixin):
         super().__init__(db)
         self.home = home
         self.artifacts = ArtifactStore(home.artifacts)
+        self._view = ViewReader(home.database)
+
+    async def close(self) -> None:
+        await self._view.close()
+        await super().close()
+
+    async def serving_view(
+        self, model: str | None = None, *, state_prefix: str | None = None
+    ) -> RegistryView:
+        """Every model (or just ``model``: NotFound if unknown) with its versions, deployment
+        and rollback target, the generation, and the state values whose key starts with
+        ``state_prefix``: one consistent snapshot, read in one thread round trip."""
+        return await self._view.read(model, state_prefix)
 
     # --- models --------------------------------------------------------------------
-    _MODEL_SQL = (
-        "SELECT m.name, m.description, m.created_at, "
-        "(SELECT v.version FROM versions v WHERE v.model = m.name "
-        " ORDER BY v.major DESC, v.minor DESC, v.patch DESC LIMIT 1) AS latest, "
-        "(SELECT v.version FROM versions v WHERE v.model = m.name AND v.stage = 'production') "
-        " AS production FROM models m"
-    )
-
-    @staticmethod
-    def _model(row: sqlite3.Row) -> Model:
-        return Model(
-            row["name"], row["description"], row["created_at"], row["latest"], row["production"]
-        )
-
     async def list_models(self) -> list[Model]:
         async with self._read() as txn:
-            rows = await txn.all(f"{self._MODEL_SQL} ORDER BY m.name")
-        return [self._model(row) for row in rows]
+            rows = await txn.all(f"{MODEL_SQL} ORDER BY m.name")
+        return [model_from_row(row) for row in rows]
 
     async def get_model(self, name: str) -> Model:
         async with self._read() as txn:
-            row = await txn.one(f"{self._MODEL_SQL} WHERE m.name = ?", (name,))
+            row = await txn.one(f"{MODEL_SQL} WHERE m.name = ?", (name,))
         if row is None:
             raise NotFound(f"unknown model {name!r}")
-        return self._model(row)
+        return model_from_row(row)
 
     async def _create_model(self, txn: ops.Txn, model: str, actor: str, reason: str) -> None:
         await txn.run(

@@ -14,7 +14,13 @@ from registry import sqlite_ops as ops
 from registry.deployment import validate_deployment
 from registry.errors import InvalidDeployment, NotFound, RegistryError
 from registry.models import Deployment, ModelVersion, Route, Stage
-from registry.rows import check_alias, from_json, to_json, version_from_row
+from registry.rows import (
+    PREVIOUS_PRODUCTION_SQL,
+    check_alias,
+    from_json,
+    to_json,
+    version_from_row,
+)
 from registry.stages import check_transition, parse_stage
 
 
@@ -44,12 +50,7 @@ class VersionsMixin(ops.SqliteBase):
     async def previous_production(self, model: str) -> ModelVersion | None:
         async with self._read() as txn:
             await ops.require_model(txn, model)
-            row = await txn.one(
-                "SELECT * FROM versions WHERE model = ? AND stage = 'archived' "
-                "AND left_production_gen IS NOT NULL "
-                "ORDER BY left_production_gen DESC, left_production_at DESC LIMIT 1",
-                (model,),
-            )
+            row = await txn.one(PREVIOUS_PRODUCTION_SQL, (model,))
             return None if row is None else await ops.version_of(txn, row)
 
     async def get_deployment(self, model: str) -> Deployment:

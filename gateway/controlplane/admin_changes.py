@@ -88,12 +88,7 @@ class AdminChanges:
         )
 
     async def rollback(self, model: str, reason: str = "") -> dict[str, Any]:
-        # no version list on the pointer-swap path (the CLI's trial load needs it)
-        return await self._apply(
-            model,
-            lambda ms: plan_rollback(ms, reason, self._not_loaded(ms)),
-            versions=self.publisher is None,
-        )
+        return await self._apply(model, lambda ms: plan_rollback(ms, reason, self._not_loaded(ms)))
 
     async def switch(
         self, model: str, version: str, *, reason: str = "", force: bool = False
@@ -111,12 +106,12 @@ class AdminChanges:
         )
 
     # --- the pipeline --------------------------------------------------------------
-    async def _apply(self, model: str, build: Builder, *, versions: bool = True) -> dict[str, Any]:
+    async def _apply(self, model: str, build: Builder) -> dict[str, Any]:
         # imported here, like the loader: numpy and prometheus_client would slow every CLI verb
         from gateway.controlplane.rollout_store import MUTEX_FILE
 
         async with FileMutex(self.home / MUTEX_FILE):
-            ms = await read_model_state(self.registry, model, versions=versions)  # 404 first
+            ms = await read_model_state(self.registry, model)  # 404 first
             await self._refuse_during_rollout(model)
             plan = build(ms)
             if plan is None:

@@ -12,10 +12,11 @@ loaded; its versions are UNAVAILABLE.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from registry.models import Deployment, Model, ModelVersion, Stage
+from registry.models import Deployment, Model, ModelVersion, ModelView, RegistryView, Stage
 
 if TYPE_CHECKING:
     from gateway.controlplane.publisher import Publisher
@@ -25,6 +26,14 @@ UNAVAILABLE = "UNAVAILABLE"
 LOADING = "LOADING"
 
 
+UNLOADED_PREFIX = "repository.unloaded."
+
+
+def unloaded_key(model: str) -> str:
+    """Registry state key set by ``POST /v2/repository/models/{name}/unload``."""
+    return UNLOADED_PREFIX + model
+
+
 class StateReader(Protocol):
     async def get_state(self, key: str) -> Any | None: ...
 
@@ -32,9 +41,6 @@ class StateReader(Protocol):
 async def is_unloaded(registry: StateReader, model: str) -> bool:
     """True when ``POST /v2/repository/models/{model}/unload`` took the model out of
     serving (the publisher's registry flag; every worker reads the same value)."""
-    # imported here: the publisher pulls in onnxruntime, which the CLI verbs mostly skip
-    from gateway.controlplane.publisher import unloaded_key
-
     return bool(await registry.get_state(unloaded_key(model)))
 
 
@@ -64,18 +70,10 @@ def effective_weights(deployment: Deployment, production: str | None) -> dict[st
 @dataclass(frozen=True, slots=True)
 class ModelState:
     model: Model
-    # None when read without them: listing versions parses every version's JSON payloads
-    # (reference samples: ~3 ms per version), too slow for the rollback's critical path
-    listed: list[ModelVersion] | None
+    versions: tuple[ModelVersion, ...]
     deployment: Deployment
     previous: ModelVersion | None
     unloaded: bool
-
-    @property
-    def versions(self) -> list[ModelVersion]:
-        if self.listed is None:
-            raise RuntimeError(f"the state of {self.model.name!r} was read without its versions")
-        return self.listed
 
     @property
     def name(self) -> str:
@@ -96,7 +94,7 @@ class ModelState:
         return next((v for v in self.versions if v.version == name), None)
 
     def needed(self) -> list[str]:
-        """What a worker keeps loaded for this model (the publisher's rule): production,
+        """What a worker keeps loaded for this model (the publisher loads exactly this): production,
         the rollback target, every routed / shadow / challenger version, staging versions."""
         if self.unloaded:
             return []
@@ -108,20 +106,29 @@ class ModelState:
         return wanted
 
 
-async def read_model_state(registry: Any, name: str, *, versions: bool = True) -> ModelState:
-    """One model's registry state (raises NotFound for an unknown model)."""
-    model = await registry.get_model(name)
+def _state(view: ModelView, states: Mapping[str, Any]) -> ModelState:
     return ModelState(
-        model=model,
-        listed=await registry.list_versions(name) if versions else None,
-        deployment=await registry.get_deployment(name),
-        previous=await registry.previous_production(name),
-        unloaded=await is_unloaded(registry, name),
+        model=view.model,
+        versions=view.versions,
+        deployment=view.deployment,
+        previous=view.previous,
+        unloaded=bool(states.get(unloaded_key(view.model.name))),
     )
 
 
+def model_states(view: RegistryView) -> list[ModelState]:
+    """Every model of a view read with ``state_prefix=UNLOADED_PREFIX``."""
+    return [_state(model, view.states) for model in view.models]
+
+
+async def read_model_state(registry: Any, name: str) -> ModelState:
+    """One model's registry state, one snapshot (raises NotFound for an unknown model)."""
+    view = await registry.serving_view(name, state_prefix=UNLOADED_PREFIX)
+    return _state(view.models[0], view.states)
+
+
 async def read_all_states(registry: Any) -> list[ModelState]:
-    return [await read_model_state(registry, model.name) for model in await registry.list_models()]
+    return model_states(await registry.serving_view(state_prefix=UNLOADED_PREFIX))
 
 
 def version_status(

@@ -20,23 +20,17 @@ from gateway.dataplane.signature import ModelSignature
 from gateway.dataplane.snapshot import Variant
 from gateway.settings import Settings
 from registry.errors import RegistryError
-from registry.models import Deployment, Model, ModelVersion
+from registry.models import ModelVersion, RegistryView
 
 
 class ServingRegistry(Protocol):
     """The part of the registry the serving control plane reads (SqliteRegistry has it)."""
 
-    async def list_models(self) -> list[Model]: ...
-
-    async def list_versions(self, model: str) -> list[ModelVersion]: ...
-
-    async def get_deployment(self, model: str) -> Deployment: ...
-
-    async def previous_production(self, model: str) -> ModelVersion | None: ...
+    async def serving_view(
+        self, model: str | None = None, *, state_prefix: str | None = None
+    ) -> RegistryView: ...
 
     async def generation(self) -> int: ...
-
-    async def get_state(self, key: str) -> Any | None: ...
 
     async def read_artifact(self, model: str, version: str) -> bytes:
         """The artifact's bytes, sha256-verified (raises ArtifactError)."""

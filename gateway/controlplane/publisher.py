@@ -23,12 +23,12 @@ from types import MappingProxyType
 
 import orjson
 
+from gateway.controlplane.admin_state import UNLOADED_PREFIX, ModelState, model_states
 from gateway.controlplane.loader import LoadFailed, ServingRegistry, load_variant
 from gateway.dataplane.routing import sticky_prefix, thresholds_for
 from gateway.dataplane.shadow import ShadowMirror, ShadowTarget
 from gateway.dataplane.snapshot import ModelRoute, Snapshot, SnapshotHolder, Variant
 from gateway.settings import Settings
-from registry.models import Deployment, Model, ModelVersion, Stage
 
 logger = logging.getLogger("modelgate.publisher")
 
@@ -36,19 +36,14 @@ Key = tuple[str, str]
 VariantHook = Callable[[Variant], None]
 
 
-def unloaded_key(model: str) -> str:
-    """Registry state key set by ``POST /v2/repository/models/{name}/unload``."""
-    return f"repository.unloaded.{model}"
-
-
-def _unloaded_route(model: Model, versions: list[ModelVersion]) -> ModelRoute:
+def _unloaded_route(ms: ModelState) -> ModelRoute:
     """A model an operator unloaded: known (503, not 404), serving nothing, not awaited
     by the readiness probe."""
     return ModelRoute(
-        name=model.name,
+        name=ms.name,
         variants=MappingProxyType({}),
-        known_versions=frozenset(v.version for v in versions),
-        aliases=MappingProxyType({a: v.version for v in versions for a in v.aliases}),
+        known_versions=frozenset(v.version for v in ms.versions),
+        aliases=MappingProxyType({a: v.version for v in ms.versions for a in v.aliases}),
         primary=None,
         routes=(),
         thresholds=(),
@@ -86,30 +81,17 @@ class Publisher:
     async def refresh(self) -> Snapshot:
         """Rebuild from the registry and publish; serialised (admin calls and the watcher)."""
         async with self._lock:
-            generation = await self.registry.generation()
-            plans = []
-            unloaded: set[str] = set()
-            for model in await self.registry.list_models():
-                versions = await self.registry.list_versions(model.name)
-                deployment = await self.registry.get_deployment(model.name)
-                previous = await self.registry.previous_production(model.name)
-                if await self.registry.get_state(unloaded_key(model.name)):
-                    unloaded.add(model.name)
-                plans.append((model, versions, deployment, previous))
+            view = await self.registry.serving_view(state_prefix=UNLOADED_PREFIX)
+            states = model_states(view)
             replaced: list[Variant] = []
-            for model, versions, deployment, previous in plans:
-                if model.name not in unloaded:
-                    replaced += await self._load_needed(model, versions, deployment, previous)
+            for ms in states:
+                replaced += await self._load_needed(ms)
             old = self.holder.current
             models = {
-                model.name: (
-                    _unloaded_route(model, versions)
-                    if model.name in unloaded
-                    else self._build_route(model, versions, deployment, previous, old)
-                )
-                for model, versions, deployment, previous in plans
+                ms.name: _unloaded_route(ms) if ms.unloaded else self._build_route(ms, old)
+                for ms in states
             }
-            snapshot = Snapshot(MappingProxyType(models), generation, loaded=True)
+            snapshot = Snapshot(MappingProxyType(models), view.generation, loaded=True)
             self.holder.current = snapshot
             for variant in replaced:
                 self._retire(variant)
@@ -117,40 +99,12 @@ class Publisher:
             return snapshot
 
     # --- loading -----------------------------------------------------------------
-    @staticmethod
-    def _needed(
-        model: Model,
-        versions: list[ModelVersion],
-        deployment: Deployment,
-        previous: ModelVersion | None,
-    ) -> list[str]:
-        wanted: list[str] = []
-        for version in (
-            model.production_version,
-            previous.version if previous is not None else None,
-            *(r.version for r in deployment.routes if r.weight > 0),
-            *(s.version for s in deployment.shadows if s.sample > 0),
-            deployment.challenger,
-            # staging versions answer pinned requests, so candidates can be tried first
-            *(v.version for v in versions if v.stage == Stage.STAGING),
-        ):
-            if version is not None and version not in wanted:
-                wanted.append(version)
-        return wanted
-
-    async def _load_needed(
-        self,
-        model: Model,
-        versions: list[ModelVersion],
-        deployment: Deployment,
-        previous: ModelVersion | None,
-    ) -> list[Variant]:
+    async def _load_needed(self, ms: ModelState) -> list[Variant]:
         """Load what is needed and missing; returns variants replaced by a reload."""
         replaced: list[Variant] = []
-        by_version = {v.version: v for v in versions}
-        for name in self._needed(model, versions, deployment, previous):
-            version = by_version.get(name)
-            key = (model.name, name)
+        for name in ms.needed():
+            version = ms.version(name)
+            key = (ms.name, name)
             if version is None:
                 self.failures[key] = "the deployment names a version that is not registered"
                 continue
@@ -161,7 +115,7 @@ class Publisher:
                 variant = await load_variant(self.registry, version, self.settings)
             except LoadFailed as exc:
                 self.failures[key] = str(exc)
-                logger.error("not serving %s %s: %s", model.name, name, exc)
+                logger.error("not serving %s %s: %s", ms.name, name, exc)
                 continue
             for hook in self.on_load:
                 hook(variant)
@@ -171,7 +125,7 @@ class Publisher:
             self.loaded[key] = variant
             logger.info(
                 "loaded %s %s (%s, %.0f us/row single)",
-                model.name,
+                ms.name,
                 name,
                 variant.batcher.mode,
                 variant.runner.single_row_us or 0.0,
@@ -179,17 +133,9 @@ class Publisher:
         return replaced
 
     # --- building ----------------------------------------------------------------
-    def _build_route(
-        self,
-        model: Model,
-        versions: list[ModelVersion],
-        deployment: Deployment,
-        previous: ModelVersion | None,
-        old: Snapshot,
-    ) -> ModelRoute:
-        name = model.name
-        wanted = self._needed(model, versions, deployment, previous)
-        variants = {v: self.loaded[(name, v)] for v in wanted if (name, v) in self.loaded}
+    def _build_route(self, ms: ModelState, old: Snapshot) -> ModelRoute:
+        name, model, deployment, versions = ms.name, ms.model, ms.deployment, ms.versions
+        variants = {v: self.loaded[(name, v)] for v in ms.needed() if (name, v) in self.loaded}
         production = variants.get(model.production_version or "")
         routed = [(variants.get(r.version), r.weight) for r in deployment.routes if r.weight > 0]
         missing = any(variant is None for variant, _w in routed) or (

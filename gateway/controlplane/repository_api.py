@@ -16,7 +16,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.controlplane.publisher import Publisher, unloaded_key
+from gateway.controlplane.admin_state import unloaded_key
+from gateway.controlplane.publisher import Publisher
 from gateway.controlplane.responses import json_response
 from gateway.errors import InputError, ModelNotFound, ModelNotReady
 
@@ -46,7 +47,9 @@ async def index_endpoint(request: Request) -> Response:
             raise InputError(f"request body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise InputError("request body must be a JSON object")
-        ready_only = body.get("ready") is True
+        ready_only = body.get("ready", False)
+        if type(ready_only) is not bool:
+            raise InputError(f"'ready' must be true or false, got {type(ready_only).__name__}")
     failures = publisher.failures
     entries: list[dict[str, Any]] = []
     for name, route in sorted(state.holder.current.models.items()):

@@ -1,0 +1,80 @@
+"""serving_view: the one-round-trip snapshot the publisher and the admin API read."""
+
+from __future__ import annotations
+
+import pytest
+
+from registry.errors import NotFound, RegistryError
+from registry.models import Stage
+from registry.sqlite_store import SqliteRegistry
+
+
+async def test_the_view_matches_the_per_call_reads(registry: SqliteRegistry, new_version):
+    for version in ("1.0.0", "1.1.0", "2.0.0"):
+        reference = {"features": {"a": {"edges": [0.0, 1.0], "fractions": [1.0]}}}
+        await registry.register_version(
+            "churn", new_version(version.encode(), reference=reference), version=version
+        )
+    await registry.register_version("other", new_version(b"o"), version="0.1.0")
+    await registry.set_stage("churn", "1.0.0", Stage.PRODUCTION)
+    await registry.set_stage("churn", "1.1.0", Stage.PRODUCTION)  # 1.0.0: rollback target
+    await registry.set_stage("churn", "2.0.0", Stage.STAGING)
+    await registry.set_alias("churn", "champion", "1.1.0")
+
+    view = await registry.serving_view()
+
+    assert view.generation == await registry.generation()
+    assert [m.model for m in view.models] == await registry.list_models()
+    churn = view.models[0]
+    assert list(churn.versions) == await registry.list_versions("churn")
+    assert churn.deployment == await registry.get_deployment("churn")
+    assert churn.previous == await registry.previous_production("churn")
+    assert churn.previous is not None and churn.previous.version == "1.0.0"
+    assert churn.versions[1].aliases == ("champion",)
+    assert churn.versions[0].reference["features"]["a"]["fractions"] == [1.0]
+    assert view.states == {}
+
+
+async def test_one_model_and_unknown_models(registry: SqliteRegistry, new_version):
+    await registry.register_version("churn", new_version(), version="1.0.0")
+    await registry.register_version("other", new_version(b"o"), version="1.0.0")
+    one = await registry.serving_view("other")
+    assert [m.model.name for m in one.models] == ["other"]
+    assert one.models[0].previous is None
+    with pytest.raises(NotFound, match="unknown model 'nope'"):
+        await registry.serving_view("nope")
+
+
+async def test_state_values_are_selected_by_a_literal_prefix(registry: SqliteRegistry):
+    await registry.put_state("repository.unloaded.churn", True)
+    await registry.put_state("repository.unloaded.a_b", {"x": 1})
+    await registry.put_state("repository.unloadedX", True)  # a longer key, not under the prefix
+    await registry.put_state("rollout.churn", {"step": 2})
+    # GLOB metacharacters in the prefix are matched literally
+    await registry.put_state("weird*[?].key", 7)
+
+    view = await registry.serving_view(state_prefix="repository.unloaded.")
+    assert view.states == {"repository.unloaded.churn": True, "repository.unloaded.a_b": {"x": 1}}
+    weird = await registry.serving_view(state_prefix="weird*[?]")
+    assert weird.states == {"weird*[?].key": 7}
+    assert (await registry.serving_view(state_prefix="weird*[?]x")).states == {}
+
+
+async def test_the_view_sees_each_committed_change(registry: SqliteRegistry, new_version):
+    await registry.register_version("churn", new_version(), version="1.0.0")
+    before = await registry.serving_view("churn")
+    await registry.set_stage("churn", "1.0.0", Stage.PRODUCTION)
+    after = await registry.serving_view("churn")
+    assert after.generation > before.generation
+    assert before.models[0].model.production_version is None
+    assert after.models[0].model.production_version == "1.0.0"
+
+
+async def test_a_closed_registry_refuses_views(home, new_version):
+    from registry.sqlite_store import open_registry
+
+    store = await open_registry(home)
+    await store.close()
+    await store.close()  # idempotent
+    with pytest.raises(RegistryError, match="closed"):
+        await store.serving_view()
