@@ -71,15 +71,21 @@ def modelgate_executable() -> str:
     return found
 
 
-def seed_container() -> dict[str, Any]:
-    (deployment,) = read_yaml_documents(DEPLOY / "k8s/deployment.yaml")
+def read_seed_container() -> dict[str, Any]:
+    (deployment,) = read_yaml_documents(DEPLOY / "kubernetes/base/deployment.yaml")
     init = deployment["spec"]["template"]["spec"]["initContainers"]
     return next(c for c in init if c["name"] == "seed-demo")
 
 
+@pytest.fixture(scope="session")
+def seed_container() -> dict[str, Any]:
+    """The `seed-demo` init container of the gateway Deployment (kubernetes/base)."""
+    return read_seed_container()
+
+
 def run_seed_script(home: Path, *, seed_demo: str, path: str) -> subprocess.CompletedProcess:
     """deployment.yaml's seed-demo shell script, with /data pointed at `home`."""
-    container = seed_container()
+    container = read_seed_container()
     assert container["command"] == ["/bin/sh", "-c"] and len(container["args"]) == 1
     script = container["args"][0].replace("/data", str(home))
     return subprocess.run(
@@ -97,7 +103,7 @@ def seeded_registry(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace
     home = tmp_path_factory.mktemp("seeded") / "data"
     home.mkdir()
     path = f"{os.path.dirname(modelgate_executable())}:/usr/bin:/bin"
-    flag = next(e["value"] for e in seed_container()["env"] if e["name"] == "SEED_DEMO")
+    flag = next(e["value"] for e in read_seed_container()["env"] if e["name"] == "SEED_DEMO")
     first = run_seed_script(home, seed_demo=flag, path=path)
     return SimpleNamespace(
         home=home,

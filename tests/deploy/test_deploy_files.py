@@ -12,7 +12,6 @@ import http.server
 import json
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import threading
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from gateway.settings import Settings
 
@@ -213,16 +211,37 @@ def test_final_stages_run_as_the_non_root_uid(stages: dict[str, dict[str, Any]])
         assert users and users[-1] == f"{UID}:{UID}", f"{name} must end as USER {UID}"
 
 
+def image_env(stages: dict[str, dict[str, Any]], name: str) -> dict[str, str]:
+    """The ENV a container of stage `name` starts with (its FROM chain, base first)."""
+    chain = [name]
+    while chain[-1] in stages:
+        chain.append(stages[chain[-1]]["base"])
+    env: dict[str, str] = {}
+    for stage in reversed(chain):
+        for keyword, args in stages.get(stage, {"steps": []})["steps"]:
+            if keyword == "ENV":
+                env.update(pair.split("=", 1) for pair in shlex.split(args))
+    return env
+
+
+def serve_settings(argv: list[str], env: dict[str, str], cli_parser) -> Settings:
+    """What `modelgate <argv>` serves with under `env`: flags win over MODELGATE_* values."""
+    args = cli_parser.parse_args(argv)
+    assert args.command == "serve", argv
+    return Settings.from_environ(
+        env, home=args.home, host=args.host, port=args.port, workers=args.workers
+    )
+
+
 def test_cli_commands_parse(stages: dict[str, dict[str, Any]], cli_parser) -> None:
     serve = exec_form(dict(stages["gateway"]["steps"])["CMD"])
-    args = cli_parser.parse_args(serve)
-    assert (args.command, args.host, int(args.port), int(args.workers)) == (
-        "serve",
-        "0.0.0.0",
-        PORT,
-        2,
-    )
-    assert args.home == "/data"
+    env = image_env(stages, "gateway")
+    settings = serve_settings(serve, env, cli_parser)
+    assert (str(settings.home), settings.host, settings.port) == ("/data", "0.0.0.0", PORT)
+    # the worker count is an environment variable, not baked into the command line
+    assert "--workers" not in serve and env["MODELGATE_WORKERS"] == "2"
+    assert settings.workers == 2
+    assert serve_settings(serve, {**env, "MODELGATE_WORKERS": "4"}, cli_parser).workers == 4
     demo = exec_form(dict(stages["tools"]["steps"])["CMD"])
     assert cli_parser.parse_args(demo).command == "demo"
 
@@ -344,14 +363,15 @@ def test_compose_init_runs_before_the_gateway_on_the_same_volume(compose: dict[s
     assert "/v2/health/ready" in " ".join(gateway["healthcheck"]["test"])
 
 
-def test_compose_gateway_command_parses(compose: dict[str, Any], cli_parser) -> None:
-    args = cli_parser.parse_args(compose["services"]["gateway"]["command"])
-    assert (args.command, args.home, int(args.port), int(args.workers)) == (
-        "serve",
-        "/data",
-        PORT,
-        2,
-    )
+def test_compose_gateway_command_parses(
+    compose: dict[str, Any], stages: dict[str, dict[str, Any]], cli_parser
+) -> None:
+    gateway = compose["services"]["gateway"]
+    env = {**image_env(stages, "gateway"), **gateway["environment"]}
+    settings = serve_settings(gateway["command"], env, cli_parser)
+    assert (str(settings.home), settings.host, settings.port) == ("/data", "0.0.0.0", PORT)
+    # workers come from the image's MODELGATE_WORKERS, which gateway.env may override
+    assert "--workers" not in gateway["command"] and settings.workers == 2
 
 
 def test_compose_bind_mounts_exist(compose: dict[str, Any], deploy_dir: Path) -> None:
@@ -438,192 +458,7 @@ def test_seed_script_builds_the_demo_registry(seeded_registry) -> None:
     assert again.returncode == 0 and "leaving the registry as it is" in again.stdout
 
 
-# --------------------------------------------------------------------------- kubernetes
-@pytest.fixture(scope="module")
-def k8s(deploy_dir: Path) -> dict[str, dict[str, Any]]:
-    """kind -> the manifest, from the files kustomization.yaml lists."""
-    kustomization = yaml.safe_load((deploy_dir / "k8s/kustomization.yaml").read_text())
-    found: dict[str, dict[str, Any]] = {"Kustomization": kustomization}
-    for resource in kustomization["resources"]:
-        for doc in yaml.safe_load_all((deploy_dir / "k8s" / resource).read_text()):
-            assert {"apiVersion", "kind", "metadata"} <= set(doc), resource
-            assert doc["metadata"].get("name"), resource
-            assert doc["kind"] not in found, f"two {doc['kind']} manifests"
-            found[doc["kind"]] = doc
-    return found
-
-
-@pytest.fixture(scope="module")
-def pod(k8s: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return k8s["Deployment"]["spec"]["template"]["spec"]
-
-
-@pytest.fixture(scope="module")
-def gateway_container(pod: dict[str, Any]) -> dict[str, Any]:
-    return next(c for c in pod["containers"] if c["name"] == "gateway")
-
-
-@pytest.fixture(scope="module")
-def seed_container(pod: dict[str, Any]) -> dict[str, Any]:
-    return next(c for c in pod["initContainers"] if c["name"] == "seed-demo")
-
-
-def seed_env(container: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
-
-
-def test_kustomization_lists_every_manifest(deploy_dir: Path, k8s: dict[str, Any]) -> None:
-    listed = set(k8s["Kustomization"]["resources"])
-    on_disk = {p.name for p in (deploy_dir / "k8s").glob("*.yaml")} - {"kustomization.yaml"}
-    assert listed == on_disk
-    kinds = {"Namespace", "Secret", "ConfigMap", "PersistentVolumeClaim", "Deployment", "Service"}
-    assert kinds <= set(k8s)
-    assert k8s["Kustomization"]["namespace"] == k8s["Namespace"]["metadata"]["name"]
-
-
-def test_kustomize_renders(deploy_dir: Path) -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed: `kubectl kustomize` cannot render deploy/k8s")
-    done = subprocess.run(
-        [kubectl, "kustomize", str(deploy_dir / "k8s")], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    docs = list(yaml.safe_load_all(done.stdout))
-    images = {
-        c["image"]
-        for d in docs
-        if d["kind"] == "Deployment"
-        for c in d["spec"]["template"]["spec"]["containers"]
-        + d["spec"]["template"]["spec"]["initContainers"]
-    }
-    assert images == {"modelgate:0.1.0", "modelgate-tools:0.1.0"}
-    namespaced = [d for d in docs if d["kind"] != "Namespace"]
-    assert all(d["metadata"].get("namespace") == "modelgate" for d in namespaced)
-
-
-def test_manifests_match_the_kubernetes_schemas(k8s: dict[str, Any]) -> None:
-    validate = pytest.importorskip(
-        "kubernetes_validate", reason="pip install kubernetes-validate (test extra)"
-    )
-    for kind, doc in k8s.items():
-        if kind == "Kustomization":
-            continue
-        for version in ("1.29", "1.32"):
-            validate.validate(doc, version, strict=True)
-
-
-def test_single_replica_with_workers_on_two_cores(
-    k8s: dict[str, Any], gateway_container: dict[str, Any], cli_parser
-) -> None:
-    spec = k8s["Deployment"]["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
-    args = cli_parser.parse_args(gateway_container["args"])
-    assert (args.command, args.home, args.host) == ("serve", "/data", "0.0.0.0")
-    assert (int(args.port), int(args.workers)) == (PORT, 2)
-    resources = gateway_container["resources"]
-    assert resources["requests"]["cpu"] == "2" and resources["limits"]["cpu"] == "2"
-    assert resources["requests"]["memory"] == resources["limits"]["memory"]
-
-
-def test_probes_point_at_the_health_endpoints(gateway_container: dict[str, Any]) -> None:
-    named = {p["name"]: p["containerPort"] for p in gateway_container["ports"]}
-    assert named == {"http": PORT}
-    paths = {}
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        get = gateway_container[probe]["httpGet"]
-        assert named.get(get["port"], get["port"]) == PORT
-        paths[probe] = get["path"]
-    assert paths["readinessProbe"] == "/v2/health/ready"
-    assert paths["livenessProbe"] == paths["startupProbe"] == "/v2/health/live"
-
-
-def test_pod_runs_non_root_with_a_read_only_root(
-    pod: dict[str, Any], gateway_container: dict[str, Any], seed_container: dict[str, Any]
-) -> None:
-    security = pod["securityContext"]
-    assert security["runAsNonRoot"] is True
-    assert security["runAsUser"] == security["runAsGroup"] == security["fsGroup"] == UID
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    for container in (gateway_container, seed_container):
-        context = container["securityContext"]
-        assert context["allowPrivilegeEscalation"] is False
-        assert context["readOnlyRootFilesystem"] is True
-        assert context["capabilities"]["drop"] == ["ALL"]
-        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-        # /tmp holds NUMBA_CACHE_DIR (see the Dockerfile); /data is the registry
-        assert "emptyDir" in volumes[mounts["/tmp"]]
-        assert "persistentVolumeClaim" in volumes[mounts["/data"]]
-
-
-def test_registry_volume_and_settings_wiring(
-    k8s: dict[str, Any], pod: dict[str, Any], gateway_container: dict[str, Any]
-) -> None:
-    claim = k8s["PersistentVolumeClaim"]
-    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
-    claims = [
-        v["persistentVolumeClaim"]["claimName"]
-        for v in pod["volumes"]
-        if "persistentVolumeClaim" in v
-    ]
-    assert claims == [claim["metadata"]["name"]]
-    config = gateway_container["envFrom"][0]["configMapRef"]["name"]
-    assert config == k8s["ConfigMap"]["metadata"]["name"]
-    data = k8s["ConfigMap"]["data"]
-    known = set(Settings(home=Path("/data")).to_environ())
-    assert set(data) <= known and data["MODELGATE_HOME"] == "/data"
-    # shipped as the code's defaults, written out to be edited
-    assert Settings.from_environ(data) == Settings.from_environ({"MODELGATE_HOME": "/data"})
-    token = next(e for e in gateway_container["env"] if e["name"] == "MODELGATE_ADMIN_TOKEN")
-    ref = token["valueFrom"]["secretKeyRef"]
-    secret = k8s["Secret"]
-    assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]
-
-
-def test_shipped_secret_lets_the_gateway_generate_the_token(
-    k8s: dict[str, Any], tmp_path: Path
-) -> None:
-    from gateway.controlplane.auth import resolve_admin_token
-
-    value = k8s["Secret"]["stringData"]["admin-token"]
-    assert value == "", "never ship a usable admin token in the repository"
-    env = {"MODELGATE_HOME": str(tmp_path), "MODELGATE_ADMIN_TOKEN": value}
-    token, path = resolve_admin_token(Settings.from_environ(env))
-    # what deploy/README.md tells operators to read: <home>/admin-token, owner-only
-    assert path == tmp_path / "admin-token" and len(token) >= 32
-    assert path.read_text(encoding="utf-8").strip() == token
-    assert path.stat().st_mode & 0o777 == 0o600
-
-
-def test_seed_init_container_uses_the_tools_image(
-    seed_container: dict[str, Any], k8s: dict[str, Any]
-) -> None:
-    assert seed_container["image"] == "modelgate-tools"
-    assert seed_env(seed_container)["SEED_DEMO"] in ("true", "false")
-    script = shell_script_of(seed_container["command"] + seed_container["args"])
-    assert "exec modelgate demo --home /data" in script
-    images = {i["name"] for i in k8s["Kustomization"]["images"]}
-    assert images == {"modelgate", "modelgate-tools"}
-
-
-def test_service_and_scrape_annotations_use_the_container_port(
-    k8s: dict[str, Any], gateway_container: dict[str, Any]
-) -> None:
-    service = k8s["Service"]
-    labels = k8s["Deployment"]["spec"]["template"]["metadata"]["labels"]
-    assert service["spec"]["selector"].items() <= labels.items()
-    assert k8s["Deployment"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    (port,) = service["spec"]["ports"]
-    assert port["port"] == PORT and port["targetPort"] == "http"
-    for scrape in (
-        service["metadata"]["annotations"],
-        k8s["Deployment"]["spec"]["template"]["metadata"]["annotations"],
-    ):
-        assert scrape["prometheus.io/scrape"] == "true"
-        assert scrape["prometheus.io/port"] == str(PORT)
-        assert scrape["prometheus.io/path"] == "/metrics"
-
-
+# --------------------------------------------------------------------------- README
 def readme_cli_lines(text: str) -> list[list[str]]:
     """The modelgate command lines of deploy/README.md, as argument lists (verb first)."""
     found = []
@@ -640,12 +475,16 @@ def test_readme_covers_the_operations(deploy_dir: Path, cli_parser) -> None:
     text = (deploy_dir / "README.md").read_text(encoding="utf-8")
     for needle in (
         "docker compose -f deploy/compose.yaml up",
-        "kubectl apply -k deploy/k8s",
+        "kubectl apply -k deploy/kubernetes/overlays/single",
+        "kubectl apply -k deploy/kubernetes/overlays/replicated",
+        "docs/operations.md",
         "modelgate convert",
         "Authorization: Bearer",
         "ReadWriteOnce",
         "RegistryStore",
-        "--workers",
+        "MODELGATE_WORKERS",
+        "podAffinity",
+        "ReadWriteMany",
     ):
         assert needle in text, f"deploy/README.md should explain {needle!r}"
     commands = readme_cli_lines(text)
@@ -653,25 +492,3 @@ def test_readme_covers_the_operations(deploy_dir: Path, cli_parser) -> None:
     for command in commands:
         args = cli_parser.parse_args(command)
         assert args.command == command[0]
-
-
-def test_register_job_runs_convert_next_to_the_gateway(
-    deploy_dir: Path, k8s: dict[str, Any], cli_parser
-) -> None:
-    job = yaml.safe_load((deploy_dir / "k8s/jobs/register-model.yaml").read_text())
-    assert job["kind"] == "Job" and job["metadata"]["namespace"] == "modelgate"
-    spec = job["spec"]["template"]["spec"]
-    (container,) = spec["containers"]
-    assert container["image"].startswith("modelgate-tools:")
-    args = cli_parser.parse_args(container["args"])
-    assert (args.command, args.home) == ("convert", "/data")
-    claim = spec["volumes"][0]["persistentVolumeClaim"]["claimName"]
-    assert claim == k8s["PersistentVolumeClaim"]["metadata"]["name"]
-    term = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
-    assert term["topologyKey"] == "kubernetes.io/hostname"
-    pod_labels = k8s["Deployment"]["spec"]["template"]["metadata"]["labels"]
-    assert term["labelSelector"]["matchLabels"].items() <= pod_labels.items()
-    validate = pytest.importorskip(
-        "kubernetes_validate", reason="pip install kubernetes-validate (test extra)"
-    )
-    validate.validate(job, "1.32", strict=True)

@@ -1,10 +1,12 @@
-"""The compose stack without Docker: the image's command, Prometheus and the dashboard queries.
+"""The compose stack without Docker: the image's command, Prometheus, the alerts and the dashboard.
 
-The gateway runs with the Dockerfile's own command line (`serve ... --workers 2`, only the
-home, host and port moved to the test's) on the registry the init container's script built;
-the image's HEALTHCHECK snippet decides when it is ready. A real Prometheus (Debian package
-`prometheus`) scrapes it with deploy/prometheus/prometheus.yml and loads alerts.yml, and
-every dashboard query is evaluated against the real series.
+The gateway runs with the Dockerfile's own command line and environment (`serve --home /data`,
+MODELGATE_WORKERS=2; only the home, host and port moved to the test's) on the registry the
+init container's script built; the image's HEALTHCHECK snippet decides when it is ready. A
+real Prometheus (Debian package `prometheus`) scrapes it with deploy/prometheus/prometheus.yml
+and loads alerts.yml; every dashboard query is evaluated against the real series, and a drift
+the test provokes fires ModelgateFeatureDrift. Every metric the dashboard queries must be a
+family a live gateway exports.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -40,6 +43,10 @@ ROW = {
     "payment_method": "invoice",
 }
 SCRAPE = "1s"
+DRIFT_ALERT = "ModelgateFeatureDrift"
+DRIFT_FOR = "2s"
+# far outside the training range of the demo's numerical features
+DRIFTED = {"tenure_months": 900, "monthly_charges": 5000.0, "total_charges": 900000.0}
 # series every deployment shows as soon as a production version has answered requests
 MUST_HAVE_DATA = (
     "modelgate_requests_total",
@@ -99,12 +106,22 @@ def gateway(seeded_registry, deploy_dir: Path, tmp_path_factory) -> Iterator[str
     assert seeded_registry.first.returncode == 0, seeded_registry.first.stderr
     command = json.loads(dockerfile_instruction(deploy_dir, "gateway", "CMD"))
     port = free_port()
-    values = {"--home": str(seeded_registry.home), "--host": "127.0.0.1", "--port": str(port)}
-    argv = [values.get(command[i - 1], arg) if i else arg for i, arg in enumerate(command)]
-    assert argv[argv.index("--workers") + 1] == "2"
-    configmap = yaml.safe_load((deploy_dir / "k8s/configmap.yaml").read_text())["data"]
+    argv = [
+        str(seeded_registry.home) if command[i - 1] == "--home" else a
+        for i, a in enumerate(command)
+    ]
+    image_env = dict(
+        pair.split("=", 1)
+        for pair in shlex.split(dockerfile_instruction(deploy_dir, "gateway", "ENV"))
+    )
+    assert image_env["MODELGATE_WORKERS"] == "2"
+    configmap = yaml.safe_load((deploy_dir / "kubernetes/base/configmap.yaml").read_text())["data"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGATE_")}
-    env.update(configmap, MODELGATE_HOME=str(seeded_registry.home))
+    env.update(configmap, **image_env, MODELGATE_HOME=str(seeded_registry.home))
+    env.update(MODELGATE_HOST="127.0.0.1", MODELGATE_PORT=str(port))
+    # PSI gauges are recomputed every MODELGATE_DRIFT_INTERVAL_S (10 s by default): 1 s lets
+    # the provoked drift reach Prometheus within the test's time
+    env["MODELGATE_DRIFT_INTERVAL_S"] = "1"
     env["TMPDIR"] = str(tmp_path_factory.mktemp("gateway-tmp"))
     log = (tmp_path_factory.mktemp("gateway-log") / "serve.log").open("w")
     process = subprocess.Popen(
@@ -130,6 +147,19 @@ def gateway(seeded_registry, deploy_dir: Path, tmp_path_factory) -> Iterator[str
         log.close()
 
 
+def alerts_for_the_test(deploy_dir: Path) -> dict[str, Any]:
+    """alerts.yml with ModelgateFeatureDrift's `for:` cut from 10 minutes to DRIFT_FOR.
+
+    Only the hold time changes (a CI run cannot wait 10 minutes); the expression and the
+    threshold are the shipped ones.
+    """
+    rules = yaml.safe_load((deploy_dir / "prometheus/alerts.yml").read_text())
+    (drift,) = [r for g in rules["groups"] for r in g["rules"] if r["alert"] == DRIFT_ALERT]
+    assert drift["for"] == "10m"
+    drift["for"] = DRIFT_FOR
+    return rules
+
+
 @pytest.fixture(scope="module")
 def prometheus(gateway: str, deploy_dir: Path, tmp_path_factory) -> Iterator[str]:
     binary = shutil.which("prometheus")
@@ -142,7 +172,7 @@ def prometheus(gateway: str, deploy_dir: Path, tmp_path_factory) -> Iterator[str
     assert job["static_configs"][0]["targets"] == ["gateway:8000"]
     job["static_configs"][0]["targets"] = [gateway]
     (work / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    shutil.copy(deploy_dir / "prometheus/alerts.yml", work / "alerts.yml")
+    (work / "alerts.yml").write_text(yaml.safe_dump(alerts_for_the_test(deploy_dir)))
     address = f"127.0.0.1:{free_port()}"
     log = (work / "prometheus.log").open("w")
     process = subprocess.Popen(
@@ -245,3 +275,82 @@ def test_dashboard_queries_return_the_gateway_series(traffic: str, deploy_dir: P
     assert not missing, f"no dashboard query returned data for {sorted(missing)}"
     versions = {r["metric"]["version"] for r in query(traffic, "modelgate_model_loaded == 1")}
     assert "1.0.0" in versions
+
+
+def dashboard_families(deploy_dir: Path) -> set[str]:
+    """Metric families the dashboard queries (histogram series mapped to their family)."""
+    from tests.deploy.test_deploy_monitoring import metric_names
+
+    dashboard = json.loads((deploy_dir / "grafana/dashboards/modelgate.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    exprs += [a["expr"] for a in dashboard["annotations"]["list"] if "expr" in a]
+    names = set().union(*(metric_names(e.replace("$__rate_interval", "5m")) for e in exprs))
+    return {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
+
+
+def test_dashboard_metrics_are_exported_by_a_live_gateway(
+    seeded_registry, deploy_dir: Path, tmp_path: Path
+) -> None:
+    """One worker: prometheus_client then lists every family, also those with no sample yet
+    (multiprocess mode only shows families some worker has written)."""
+    from tests.support.gateway_process import GatewayProcess
+
+    home = tmp_path / "home"
+    shutil.copytree(seeded_registry.home, home)
+    server = GatewayProcess(home, tmp_path / "serve.log", env={"MODELGATE_WORKERS": "1"})
+    try:
+        server.wait_ready()
+        status, body = http(f"{server.url}/metrics")
+    finally:
+        server.stop()
+    assert status == 200
+    exported = set(re.findall(r"^# TYPE (\w+) ", body.decode(), flags=re.MULTILINE))
+    exported |= {f"{name}_total" for name in exported}
+    used = dashboard_families(deploy_dir)
+    assert "modelgate_rollout_step" in used and len(used) >= 17
+    assert used <= exported, f"the gateway does not export {sorted(used - exported)}"
+
+
+def drifted_rows(count: int, offset: int) -> list[dict[str, Any]]:
+    return [{**ROW, **{k: v + (offset + i) % 97 for k, v in DRIFTED.items()}} for i in range(count)]
+
+
+def test_provoked_drift_fires_the_alert(traffic: str, gateway: str) -> None:
+    """Rows far from the reference push modelgate_feature_psi over 0.2; Prometheus, with the
+    shipped expression and a shortened `for:`, fires ModelgateFeatureDrift."""
+    psi = 'max by (feature) (modelgate_feature_psi{model="churn",version="1.0.0"})'
+    # the normal traffic stayed below MODELGATE_DRIFT_MIN_SAMPLES per worker: no verdict yet
+    assert not query(traffic, f"{psi} >= 0.2")
+    drifted: set[str] = set()
+    deadline = time.monotonic() + 60
+    sent = 0
+    while time.monotonic() < deadline and not drifted:
+        for _ in range(5):
+            status, body = http(
+                f"http://{gateway}/predict/churn", {"instances": drifted_rows(50, sent)}
+            )
+            assert status == 200, body
+            sent += 50
+        drifted = {r["metric"]["feature"] for r in query(traffic, f"{psi} >= 0.2")}
+        time.sleep(0.5)
+    assert set(DRIFTED) <= drifted, f"PSI never reached 0.2 for {sorted(set(DRIFTED) - drifted)}"
+    # read back through the HTTP API: the value Prometheus holds is the gateway's PSI
+    values = {r["metric"]["feature"]: float(r["value"][1]) for r in query(traffic, psi)}
+    assert all(values[f] >= 0.2 for f in DRIFTED), values
+    firing: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not firing:
+        status, body = http(f"http://{traffic}/api/v1/alerts")
+        assert status == 200
+        firing = [
+            a
+            for a in json.loads(body)["data"]["alerts"]
+            if a["labels"]["alertname"] == DRIFT_ALERT and a["state"] == "firing"
+        ]
+        time.sleep(0.5)
+    assert firing, f"{DRIFT_ALERT} never fired"
+    features = {a["labels"]["feature"] for a in firing}
+    assert set(DRIFTED) <= features
+    assert all(a["labels"]["severity"] == "warning" for a in firing)
+    series = query(traffic, f'ALERTS{{alertstate="firing",alertname="{DRIFT_ALERT}"}}')
+    assert set(DRIFTED) <= {s["metric"]["feature"] for s in series}
