@@ -44,10 +44,19 @@ def _mlp(seed: int) -> Any:
     return MLPClassifier(hidden_layer_sizes=(512, 512, 256), max_iter=15, random_state=seed)
 
 
+def _mlp_wide(seed: int) -> Any:
+    from sklearn.neural_network import MLPClassifier
+
+    # sized so one row costs ~200 us in onnxruntime here and a batch of 64 ~70 us per row:
+    # the cost profile the data-plane issue assumed for its batching target
+    return MLPClassifier(hidden_layer_sizes=(1024, 1024, 512), max_iter=5, random_state=seed)
+
+
 RECIPES: dict[str, tuple[str, Callable[[int], Any]]] = {
     "logreg": ("LogisticRegression, 30 features", _logreg),
     "rf100": ("RandomForestClassifier, 100 trees, 30 features", _rf100),
     "mlp": ("MLPClassifier, hidden layers (512, 512, 256), 30 features", _mlp),
+    "mlp-wide": ("MLPClassifier, hidden layers (1024, 1024, 512), 30 features", _mlp_wide),
 }
 
 

@@ -95,14 +95,19 @@ def _sweep(model: str, title: str, with_bare: bool) -> Scenario:
     )
 
 
-def _batching(connections: tuple[int, ...], name: str = "batching") -> Scenario:
+def _batching(
+    connections: tuple[int, ...],
+    name: str = "batching",
+    model: str = "mlp",
+    title: str = "MLP (512-512-256)",
+) -> Scenario:
     on = ServerSpec("modelgate-batch-on", "modelgate", "(c) modelgate, MODELGATE_BATCHING=on",
                     env=(("MODELGATE_BATCHING", "on"),))  # fmt: skip
     off = ServerSpec("modelgate-batch-off", "modelgate", "(c) modelgate, MODELGATE_BATCHING=off",
                      env=(("MODELGATE_BATCHING", "off"),))  # fmt: skip
     ratios = [
         Ratio("batching on/off throughput", on.label, off.label, "rps", 64, target=2.0,
-              meaning="MLP: req/s with adaptive batching over req/s without"),
+              meaning=f"{title}: req/s with adaptive batching over req/s without"),
         Ratio("batching on/off p99", on.label, off.label, "p99", 64),
     ]  # fmt: skip
     ratios += [
@@ -112,8 +117,8 @@ def _batching(connections: tuple[int, ...], name: str = "batching") -> Scenario:
     ]
     return Scenario(
         name=name,
-        title="MLP (512-512-256): modelgate adaptive batching on vs off",
-        model="mlp",
+        title=f"{title}: modelgate adaptive batching on vs off",
+        model=model,
         servers=(on, off),
         connections=connections,
         ratios=tuple(ratios),
@@ -194,6 +199,7 @@ SUITE: dict[str, Scenario] = {
         _sweep("rf100", "RandomForest (100 trees)", with_bare=False),
         _sweep("mlp", "MLP (512-512-256)", with_bare=False),
         _batching((16, 64, 256)),
+        _batching((16, 64, 256), "batching-wide", "mlp-wide", "MLP (1024-1024-512)"),
         WORKERS2,
         _rollback("rf100"),
         QUICK_SWEEP,
@@ -207,6 +213,7 @@ FULL_SCENARIOS = (
     "sweep-rf100",
     "sweep-mlp",
     "batching",
+    "batching-wide",
     "workers2-rf100",
     "rollback",
 )

@@ -303,13 +303,40 @@ def env_example(deploy_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
     return active, commented
 
 
+class ReadRecorder(dict):
+    """An environment that remembers every variable a parser asked for."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.add(str(key))
+        return super().__contains__(key)
+
+
 def test_env_example_lists_every_setting_with_its_default(deploy_dir: Path) -> None:
+    from gateway.controlplane.lifecycle_tasks import LifecycleConfig
+
     active, commented = env_example(deploy_dir)
     assert not set(active) & set(commented)
     defaults = Settings(home=Path("/data")).to_environ()
+    lifecycle = ReadRecorder()
+    LifecycleConfig.from_environ(lifecycle)
+    assert lifecycle.asked, "the lifecycle settings are read from the environment"
     # the admin token is None by default, so to_environ leaves it out
-    assert set(active) | set(commented) == set(defaults) | {"MODELGATE_ADMIN_TOKEN"}
+    expected = set(defaults) | {"MODELGATE_ADMIN_TOKEN"} | lifecycle.asked
+    assert set(active) | set(commented) == expected
     assert Settings.from_environ(active) == Settings.from_environ({"MODELGATE_HOME": "/data"})
+    assert LifecycleConfig.from_environ(active) == LifecycleConfig.from_environ({})
     for name, value in commented.items():
         assert value == defaults.get(name, ""), f"{name}: the example shows {value!r}"
     text = (deploy_dir / "gateway.env.example").read_text(encoding="utf-8")
