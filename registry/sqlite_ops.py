@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -61,6 +64,25 @@ def _database_message(exc: sqlite3.Error) -> str:
     return f"registry database error: {exc}"
 
 
+# a generation read from the files' unchanged stat is trusted for at most this long
+GENERATION_RECHECK_S = 1.0
+
+
+def _files_signature(database: Path) -> tuple[int, ...] | None:
+    """Changes whenever a commit lands (WAL frames appended or a checkpoint)."""
+    try:
+        main = os.stat(database)
+    except OSError:
+        return None
+    try:
+        wal = os.stat(f"{database}-wal")
+    except FileNotFoundError:
+        return (main.st_ino, main.st_mtime_ns, main.st_size)
+    except OSError:
+        return None
+    return (main.st_ino, main.st_mtime_ns, main.st_size, wal.st_ino, wal.st_mtime_ns, wal.st_size)
+
+
 class SqliteBase:
     """One connection, one in-process lock, and the read/write transaction helpers.
 
@@ -70,9 +92,12 @@ class SqliteBase:
     change depends on.
     """
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, database: Path) -> None:
         self._db = db
+        self._database = database
         self._lock = asyncio.Lock()
+        # generation() cache: (files signature, value, monotonic time it was read)
+        self._known_generation: tuple[tuple[int, ...], int, float] | None = None
 
     async def close(self) -> None:
         await self._db.close()
@@ -89,6 +114,8 @@ class SqliteBase:
                 with contextlib.suppress(sqlite3.Error):
                     await self._db.execute("ROLLBACK")
                 raise
+            if write:
+                self._known_generation = None
             try:
                 yield Txn(self._db)
                 await self._db.execute("COMMIT")
@@ -106,10 +133,26 @@ class SqliteBase:
         return self._transaction(write=False)
 
     async def generation(self) -> int:
+        """The global change counter. Every worker polls it, so while the database files
+        are unchanged (a stat, no thread round trip) the last value read is returned; it is
+        read again after any commit, and at least every GENERATION_RECHECK_S."""
+        signature = _files_signature(self._database)
+        known = self._known_generation
+        now = time.monotonic()
+        if (
+            known is not None
+            and signature is not None
+            and known[0] == signature
+            and now - known[2] < GENERATION_RECHECK_S
+        ):
+            return known[1]
         async with self._lock:
             async with self._db.execute("SELECT value FROM meta WHERE key = 'generation'") as cur:
                 row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        value = int(row[0]) if row else 0
+        if signature is not None:  # taken before the read: a commit meanwhile changes it
+            self._known_generation = (signature, value, now)
+        return value
 
 
 async def require_model(txn: Txn, model: str) -> sqlite3.Row:

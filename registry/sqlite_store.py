@@ -49,7 +49,7 @@ class SqliteRegistry(VersionsMixin):
     """SQLite + content-addressed files under one home folder."""
 
     def __init__(self, db: aiosqlite.Connection, home: HomePaths) -> None:
-        super().__init__(db)
+        super().__init__(db, home.database)
         self.home = home
         self.artifacts = ArtifactStore(home.artifacts)
         self._view = ViewReader(home.database)

@@ -135,21 +135,34 @@ class RolloutController:
         self.on_change = on_change
         # model -> (rollout id, adoption time): rollouts this controller has taken over
         self._adopted: dict[str, tuple[str, float]] = {}
+        # models whose rollout needs ticks (running, or left half-applied)
+        self._live: set[str] = set()
+        # the generation at which the last tick found nothing to drive: until the registry
+        # changes, a tick has nothing to read (a rollout is started by a registry write)
+        self._idle_generation: int | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def tick(self) -> None:
         """One pass over every model; a failure on one model is logged, never raised."""
         try:
+            generation = await self.registry.generation()
+            if generation == self._idle_generation:
+                return
             models = [m.name for m in await self.registry.list_models()]
         except Exception:
             logger.exception("rollout controller cannot list models")
             return
         changed = False
+        failed = False
         for model in models:
             try:
                 changed = await self.tick_model(model) or changed
             except Exception:
+                failed = True
                 logger.exception("rollout controller failed on model %s", model)
+        self._live &= set(models)
+        idle = not (changed or failed or self._live)
+        self._idle_generation = generation if idle else None
         if changed and self.on_change is not None:
             try:
                 await self.on_change()
@@ -161,7 +174,9 @@ class RolloutController:
         state = await self.rollouts.load(model)
         if state is None or (not state.running and state.applied):
             self._adopted.pop(model, None)
+            self._live.discard(model)
             return False
+        self._live.add(model)
         if not state.applied:  # a process died between the intent and the change
             async with self.rollouts.mutex():
                 fresh = await self.rollouts.load(model)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import numpy as np
 import pandas as pd
 import pytest
@@ -195,7 +196,7 @@ async def test_a_rollout_survives_a_server_crash(home: Path, tmp_path: Path) -> 
     leads = log.read_text().count("leads the control plane")
     assert leads == 2, log.read_text()  # one leader per server start, not one per worker
     assert done["status"] == "promoted", done
-    assert done["id"] == before["id"] and done["failures"] == 0
+    assert done["id"] == before["id"] and done["failures"] == 0, orjson.dumps(done).decode()
     assert [e["step"] for e in done["history"]] == [1, 2, 3]
     # the crash lost step 2's in-memory readings, not its place: step 2 was analysed on
     # traffic after the restart, from both workers' metrics

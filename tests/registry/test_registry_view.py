@@ -78,3 +78,19 @@ async def test_a_closed_registry_refuses_views(home, new_version):
     await store.close()  # idempotent
     with pytest.raises(RegistryError, match="closed"):
         await store.serving_view()
+
+
+async def test_generation_follows_commits_from_another_connection(home, registry, new_version):
+    from registry.sqlite_store import open_registry
+
+    other = await open_registry(home)
+    try:
+        first = await registry.generation()
+        assert await registry.generation() == first  # unchanged files: the cached value
+        await other.register_version("churn", new_version(), version="1.0.0")
+        # another process's commit changes the database files: read again at once
+        assert await registry.generation() == await other.generation() > first
+        await registry.set_stage("churn", "1.0.0", Stage.PRODUCTION)
+        assert await other.generation() == await registry.generation() > first + 1
+    finally:
+        await other.close()
