@@ -24,7 +24,7 @@ MLSERVER_KINDS = {"mlserver-sklearn": "sklearn", "mlserver-onnx": "onnx"}
 UVICORN_APPS = {"bare": "benchmarks.servers.bare:app", "naive": "benchmarks.servers.naive:app"}
 
 
-def _base_env() -> dict[str, str]:
+def server_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     # no stray settings from the caller's shell leak into a measured server
@@ -65,7 +65,7 @@ def launch(
 ) -> ServerProcess:
     """A ServerProcess ready to start (not started yet)."""
     port = free_port()
-    env = _base_env()
+    env = server_env()
     if spec.kind in UVICORN_APPS:
         if spec.kind != "bare":
             if model is None:
