@@ -33,17 +33,23 @@ class Txn:
         self.now = utc_now()
         self._generation: int | None = None
 
+    # Each statement is one round trip to aiosqlite's thread (execute_fetchall /
+    # execute_insert), not three (execute, fetch, close): on a busy event loop every round
+    # trip waits its turn, and an admin change runs a few dozen statements.
     async def one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
-        async with self.db.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self.db.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        async with self.db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        return list(await self.db.execute_fetchall(sql, params))
 
     async def run(self, sql: str, params: tuple[Any, ...] = ()) -> int | None:
-        async with self.db.execute(sql, params) as cur:
-            return cur.lastrowid
+        """Execute a change; for an INSERT, the new row's id."""
+        if sql.lstrip()[:6].upper() == "INSERT":
+            row = await self.db.execute_insert(sql, params)
+            return None if row is None else int(row[0])
+        await self.db.execute_fetchall(sql, params)
+        return None
 
     async def generation(self) -> int:
         """The generation this transaction commits as (bumps the counter on first call)."""
@@ -147,8 +153,10 @@ class SqliteBase:
         ):
             return known[1]
         async with self._lock:
-            async with self._db.execute("SELECT value FROM meta WHERE key = 'generation'") as cur:
-                row = await cur.fetchone()
+            rows = await self._db.execute_fetchall(
+                "SELECT value FROM meta WHERE key = 'generation'"
+            )
+        row = next(iter(rows), None)
         value = int(row[0]) if row else 0
         if signature is not None:  # taken before the read: a commit meanwhile changes it
             self._known_generation = (signature, value, now)
