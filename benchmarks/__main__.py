@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # (seconds per point, repetitions, warm-up seconds): sized so the full suite fits in 20
 # minutes on 2 cores (each server start costs ~5 s more for start-up and checks)
-FULL = (3.0, 3, 1.0)
+FULL = (2.0, 3, 1.0)
 QUICK = (2.0, 1, 1.0)
 
 

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ class Driver:
         self.errors: Counter[str] = Counter()
         self.error_samples: list[str] = []
         self.changes: list[list[dict[str, Any]]] = []
+        self.rss_series: list[dict[str, Any]] = []
         self.rng = random.Random(seed)
         self.versions: list[str] = metadata["versions"]
         self.production: str = metadata["production"]
@@ -116,12 +118,23 @@ class Driver:
             await self._call(http, "metrics", "GET", "/metrics")
             await asyncio.sleep(1.0)
 
-    async def run(self, seconds: float, clients: int, admin_every_s: float) -> None:
+    async def rss_sampler(self, until: float, pids: Sequence[int], every_s: float) -> None:
+        """RSS of the server processes over time: flat, or a plateau, or a leak."""
+        started = time.monotonic()
+        while time.monotonic() < until:
+            await asyncio.sleep(min(every_s, max(0.0, until - time.monotonic())))
+            sample = rss_kib(pids)
+            self.rss_series.append({"t_s": round(time.monotonic() - started, 1), **sample})
+
+    async def run(
+        self, seconds: float, clients: int, admin_every_s: float, pids: Sequence[int]
+    ) -> None:
         limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
         async with httpx.AsyncClient(base_url=self.base_url, timeout=30, limits=limits) as http:
             until = time.monotonic() + seconds
             loops = [self.predictor(http, until, i) for i in range(clients)]
             loops += [self.admin(http, until, admin_every_s), self.scraper(http, until)]
+            loops.append(self.rss_sampler(until, pids, max(1.0, seconds / 20)))
             await asyncio.gather(*loops)
 
 
@@ -200,7 +213,7 @@ def soak(
             pids = process_tree(server.proc.pid)  # type: ignore[union-attr]
             rss_start = rss_kib(pids)
             started = time.time()
-            asyncio.run(driver.run(seconds, clients, admin_every_s))
+            asyncio.run(driver.run(seconds, clients, admin_every_s, pids))
             time.sleep(1.5)  # every worker past its generation poll
             rss_end = rss_kib(process_tree(server.proc.pid))  # type: ignore[union-attr]
             headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -220,6 +233,7 @@ def soak(
         "admin_changes": len(driver.changes),
         "rss_kib": {"start": rss_start, "end": rss_end},
         "rss_growth_kib": {p: rss_end[p] - rss_start[p] for p in rss_start if p in rss_end},
+        "rss_series_kib": driver.rss_series,
         "tracebacks_in_log": log.count("Traceback"),
         "checks": checks,
     }

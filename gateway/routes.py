@@ -31,6 +31,7 @@ from gateway.dataplane.endpoints_meta import (
     ServerMetadataEndpoint,
 )
 from gateway.dataplane.feedback_endpoint import FeedbackEndpoint
+from gateway.openapi.endpoints import documentation_endpoints
 
 if TYPE_CHECKING:
     from gateway.app import GatewayState
@@ -54,6 +55,7 @@ def build_routes(state: GatewayState) -> list[BaseRoute]:
     )
     metadata = ModelMetadataEndpoint(holder)
     readiness = ModelMetadataEndpoint(holder, readiness=True)
+    openapi_spec, openapi_page = documentation_endpoints()
     return [
         # data plane: Open Inference Protocol V2
         Route(INFER_PATH, infer, methods=["POST"]),
@@ -79,6 +81,9 @@ def build_routes(state: GatewayState) -> list[BaseRoute]:
         Route("/admin/models/{name}/shadow", shadow_endpoint, methods=["GET"]),
         *admin_routes(state),
         *lifecycle_routes(),
+        # the OpenAPI document of every route above, and its HTML listing
+        Route("/openapi.json", openapi_spec, methods=["GET"]),
+        Route("/docs", openapi_page, methods=["GET"]),
     ]
 
 

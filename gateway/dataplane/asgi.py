@@ -142,6 +142,13 @@ async def respond_status(
     await respond(send, status, b"", headers)
 
 
+def client_request_id(value: bytes | None) -> bytes | None:
+    """The client's X-Request-Id if it is safe to echo in a header and a log line (printable
+    ASCII, at most 256 bytes; the HTTP parser already refuses control characters)."""
+    if value and len(value) <= 256 and value.isascii() and value.decode().isprintable():
+        return value
+    return None
+
+
 def request_id_of(found: list[bytes | None]) -> bytes:
-    value = found[REQUEST_ID]
-    return value if value else new_request_id().encode()
+    return client_request_id(found[REQUEST_ID]) or new_request_id().encode()

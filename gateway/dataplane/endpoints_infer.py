@@ -39,6 +39,7 @@ from gateway.dataplane.asgi import (
     Receive,
     Scope,
     Send,
+    client_request_id,
     error_body,
     new_request_id,
     read_body,
@@ -90,7 +91,7 @@ class InferenceEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = perf_counter_ns()
         found = scan_headers(scope["headers"])
-        request_id = found[REQUEST_ID]
+        request_id = client_request_id(found[REQUEST_ID])
         variant: Variant | None = None
         rule = RULE_WEIGHTED
         try:
@@ -99,7 +100,7 @@ class InferenceEndpoint:
             name = params["name"]
             route = self.holder.current.models.get(name)
             if route is None:
-                raise ModelNotFound(f"unknown model '{name}'")
+                raise ModelNotFound(f"unknown model '{name[:100]}'")
             challenger = found[USE_CHALLENGER]
             variant, rule = choose(
                 route,

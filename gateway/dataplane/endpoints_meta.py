@@ -11,7 +11,6 @@ from importlib import metadata as importlib_metadata
 import orjson
 
 from gateway.dataplane.asgi import (
-    REQUEST_ID,
     Receive,
     Scope,
     Send,
@@ -85,7 +84,7 @@ class ModelMetadataEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = scan_headers(scope["headers"])
-        request_id = found[REQUEST_ID] or request_id_of(found)
+        request_id = request_id_of(found)
         params = scope["path_params"]
         name = params["name"]
         version = params.get("version")

@@ -89,7 +89,9 @@ def pinned(route: ModelRoute, version: str) -> Variant:
             return variant
     if version in route.known_versions or target is not None:
         raise ModelNotReady(f"version '{version}' of model '{route.name}' is not loaded")
-    raise ModelNotFound(f"model '{route.name}' has no version '{version}'")
+    # the version comes from the URL or a header of any length: echo a bounded part
+    shown = version if len(version) <= 100 else version[:100] + "..."
+    raise ModelNotFound(f"model '{route.name}' has no version '{shown}'")
 
 
 def choose(

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 

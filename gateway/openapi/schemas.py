@@ -1,0 +1,382 @@
+"""Component schemas of the OpenAPI document: request and response bodies.
+
+Bodies the gateway parses loosely (OIP ignores unknown fields and parameters) leave
+``additionalProperties`` open; admin bodies whose unknown fields are refused close it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DATATYPES = [
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+]
+
+SCALAR: dict[str, Any] = {"type": ["number", "string", "boolean", "null"]}
+NESTED_DATA: dict[str, Any] = {
+    "description": "Tensor values, flat or nested row-major; only their count must equal the "
+    "product of `shape`.",
+    "type": "array",
+    "items": {"anyOf": [SCALAR, {"type": "array"}]},
+}
+STRING_MAP: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "string"}}
+
+_REQUEST_TENSOR: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "shape", "datatype"],
+    "properties": {
+        "name": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "datatype": {"type": "string", "enum": DATATYPES},
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "binary_data_size": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Binary tensor data extension: this input's bytes follow "
+                    "the JSON header (`Inference-Header-Content-Length`), in input order.",
+                }
+            },
+        },
+        "data": NESTED_DATA,
+    },
+}
+
+_RESPONSE_TENSOR: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "shape", "datatype"],
+    "properties": {
+        "name": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "datatype": {"type": "string", "enum": DATATYPES},
+        "parameters": {
+            "type": "object",
+            "properties": {"binary_data_size": {"type": "integer", "minimum": 0}},
+        },
+        "data": {"type": "array", "items": SCALAR},
+    },
+}
+
+_METADATA_TENSOR: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "datatype", "shape"],
+    "properties": {
+        "name": {"type": "string"},
+        "datatype": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer"}},
+    },
+}
+
+_REASON = {"type": "string", "description": "Recorded in the audit log."}
+_VERSION = {"type": "string", "minLength": 1, "examples": ["1.1.0"]}
+_OBJECT: dict[str, Any] = {"type": "object"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}},
+        "description": "Every refusal. Admin refusals may add details (e.g. `failures`).",
+    },
+    "ServerMetadata": {
+        "type": "object",
+        "required": ["name", "version", "extensions"],
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "extensions": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "ModelMetadata": {
+        "type": "object",
+        "required": ["name", "versions", "platform", "inputs", "outputs"],
+        "properties": {
+            "name": {"type": "string"},
+            "versions": {"type": "array", "items": {"type": "string"}},
+            "platform": {"type": "string"},
+            "inputs": {"type": "array", "items": _METADATA_TENSOR},
+            "outputs": {"type": "array", "items": _METADATA_TENSOR},
+        },
+    },
+    "InferenceRequest": {
+        "type": "object",
+        "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {
+                "type": "object",
+                "properties": {"binary_data_output": {"type": "boolean"}},
+            },
+            "inputs": {"type": "array", "minItems": 1, "items": _REQUEST_TENSOR},
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"binary_data": {"type": "boolean"}},
+                        },
+                    },
+                },
+            },
+        },
+        "examples": [
+            {
+                "id": "r-1",
+                "inputs": [
+                    {
+                        "name": "input",
+                        "shape": [1, 4],
+                        "datatype": "FP32",
+                        "data": [0.5, -1.0, 0.25, 2.0],
+                    }
+                ],
+            }
+        ],
+    },
+    "InferenceResponse": {
+        "type": "object",
+        "required": ["model_name", "model_version", "outputs"],
+        "properties": {
+            "model_name": {"type": "string"},
+            "model_version": {"type": "string"},
+            "id": {"type": "string"},
+            "outputs": {"type": "array", "items": _RESPONSE_TENSOR},
+        },
+    },
+    "PredictRequest": {
+        "type": "object",
+        "required": ["instances"],
+        "properties": {
+            "id": {"type": "string"},
+            "instances": {
+                "type": "array",
+                "minItems": 1,
+                "description": "Rows: lists of values in feature order, or objects keyed by "
+                "feature name (one form for all rows).",
+                "items": {
+                    "anyOf": [
+                        {"type": "array", "items": SCALAR},
+                        {"type": "object", "additionalProperties": SCALAR},
+                    ]
+                },
+            },
+        },
+        "examples": [{"instances": [[0.5, -1.0, 0.25, 2.0]]}],
+    },
+    "PredictResponse": {
+        "type": "object",
+        "required": ["predictions", "model", "model_version"],
+        "properties": {
+            "predictions": {"type": "array", "items": {"type": ["number", "string"]}},
+            "probabilities": {
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "number"}},
+            },
+            "model": {"type": "string"},
+            "model_version": {"type": "string"},
+            "id": {"type": "string"},
+        },
+    },
+    "FeedbackItem": {
+        "type": "object",
+        "required": ["id", "label"],
+        "properties": {
+            "id": {"type": ["string", "integer"], "description": "The inference's request id."},
+            "label": {
+                "description": "A class label (int or string) or a regression target.",
+                "type": ["number", "string", "boolean", "array"],
+            },
+        },
+    },
+    "FeedbackResult": {
+        "type": "object",
+        "required": ["accepted", "labelled_rows", "unknown", "expired", "duplicate", "invalid"],
+        "properties": {
+            "accepted": {"type": "integer"},
+            "labelled_rows": {"type": "integer"},
+            "unknown": {"type": "array", "items": {"type": "string"}},
+            "expired": {"type": "integer"},
+            "duplicate": {"type": "array", "items": {"type": "string"}},
+            "invalid": {"type": "array", "items": _OBJECT},
+        },
+    },
+    "Traffic": {
+        "type": "object",
+        "properties": {
+            "routes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["version", "weight"],
+                    "properties": {
+                        "version": _VERSION,
+                        "weight": {"type": "number", "minimum": 0, "maximum": 100},
+                    },
+                },
+            },
+            "shadow": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["version"],
+                    "properties": {
+                        "version": _VERSION,
+                        "sample": {"type": "number", "minimum": 0, "maximum": 1},
+                    },
+                },
+            },
+            "challenger": {"type": ["string", "null"]},
+            "sticky": {"type": "boolean"},
+            "reason": _REASON,
+        },
+        "examples": [{"routes": [{"version": "1.0.0", "weight": 100}], "sticky": False}],
+    },
+    "Reason": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"reason": _REASON},
+    },
+    "Switch": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["version"],
+        "properties": {"version": _VERSION, "reason": _REASON, "force": {"type": "boolean"}},
+    },
+    "Stage": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["stage"],
+        "properties": {
+            "stage": {"type": "string", "enum": ["staging", "production", "archived"]},
+            "reason": _REASON,
+            "force": {"type": "boolean"},
+        },
+    },
+    "Rollout": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["candidate", "steps"],
+        "properties": {
+            "candidate": _VERSION,
+            "steps": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+            },
+            "interval_s": {"type": "number", "exclusiveMinimum": 0},
+            "min_requests": {"type": "integer", "minimum": 1},
+            "max_failed_checks": {"type": "integer", "minimum": 1},
+            "thresholds": _OBJECT,
+        },
+        "examples": [{"candidate": "1.1.0", "steps": [5, 50, 100], "interval_s": 60}],
+    },
+    "RetrainingSettings": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "policy": {"type": "object", "description": "RetrainingPolicy field overrides."},
+            "cooldown_s": {"type": ["number", "null"], "minimum": 0},
+        },
+    },
+    "RepositoryIndexRequest": {
+        "type": "object",
+        "properties": {"ready": {"type": "boolean"}},
+    },
+    "RepositoryEntry": {
+        "type": "object",
+        "required": ["name", "version", "state", "reason"],
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "state": {"type": "string", "enum": ["READY", "UNAVAILABLE"]},
+            "reason": {"type": "string"},
+        },
+    },
+    "Change": {
+        "type": "object",
+        "description": "The outcome of an admin change, sent once this worker serves it.",
+        "required": ["model", "action", "changed", "production", "traffic", "generation"],
+        "properties": {
+            "model": {"type": "string"},
+            "action": {"type": "string"},
+            "changed": {"type": "boolean"},
+            "production": {"type": ["string", "null"]},
+            "rollback_target": {"type": ["string", "null"]},
+            "stages": _OBJECT,
+            "traffic": _OBJECT,
+            "gate": {"type": ["object", "null"]},
+            "generation": {"type": "integer"},
+        },
+    },
+    "Model": {
+        "type": "object",
+        "required": ["name", "production_version", "traffic", "serving", "versions"],
+        "properties": {
+            "name": {"type": "string"},
+            "production_version": {"type": ["string", "null"]},
+            "rollback_target": {"type": ["string", "null"]},
+            "traffic": _OBJECT,
+            "serving": _OBJECT,
+            "versions": {"type": "array", "items": _OBJECT},
+        },
+    },
+    "ModelList": {
+        "type": "object",
+        "required": ["models", "worker"],
+        "properties": {"models": {"type": "array", "items": _OBJECT}, "worker": _OBJECT},
+    },
+    "Version": {
+        "type": "object",
+        "required": ["model", "version", "stage", "state", "schema"],
+        "properties": {
+            "model": {"type": "string"},
+            "version": {"type": "string"},
+            "stage": {"type": "string"},
+            "state": {"type": "string"},
+            "schema": _OBJECT,
+        },
+    },
+    "TrafficView": {
+        "type": "object",
+        "required": ["model", "routes", "shadow"],
+        "properties": {
+            "model": {"type": "string"},
+            "routes": {"type": "array", "items": _OBJECT},
+            "shadow": {"type": "array", "items": _OBJECT},
+            "challenger": {"type": ["string", "null"]},
+            "sticky": {"type": "boolean"},
+        },
+    },
+    "Audit": {
+        "type": "object",
+        "required": ["entries", "count"],
+        "properties": {
+            "entries": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "at", "actor", "action", "model"],
+                },
+            },
+            "count": {"type": "integer", "minimum": 0},
+        },
+    },
+    "Report": {"type": "object", "description": "A monitoring or lifecycle report."},
+}
