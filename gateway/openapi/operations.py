@@ -37,24 +37,24 @@ def path_param(name: str, description: str) -> dict[str, Any]:
     }
 
 
-def header_param(name: str, description: str, schema: dict[str, Any] | None = None) -> dict:
+def _optional_param(
+    where: str, name: str, description: str, schema: dict[str, Any] | None
+) -> dict[str, Any]:
     return {
         "name": name,
-        "in": "header",
+        "in": where,
         "required": False,
         "description": description,
         "schema": schema or {"type": "string"},
     }
+
+
+def header_param(name: str, description: str, schema: dict[str, Any] | None = None) -> dict:
+    return _optional_param("header", name, description, schema)
 
 
 def query_param(name: str, description: str, schema: dict[str, Any] | None = None) -> dict:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema or {"type": "string"},
-    }
+    return _optional_param("query", name, description, schema)
 
 
 NAME = path_param("name", "Model name.")

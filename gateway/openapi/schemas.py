@@ -33,42 +33,36 @@ NESTED_DATA: dict[str, Any] = {
 }
 STRING_MAP: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "string"}}
 
-_REQUEST_TENSOR: dict[str, Any] = {
-    "type": "object",
-    "required": ["name", "shape", "datatype"],
-    "properties": {
-        "name": {"type": "string"},
-        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-        "datatype": {"type": "string", "enum": DATATYPES},
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "binary_data_size": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "Binary tensor data extension: this input's bytes follow "
-                    "the JSON header (`Inference-Header-Content-Length`), in input order.",
-                }
-            },
-        },
-        "data": NESTED_DATA,
-    },
-}
 
-_RESPONSE_TENSOR: dict[str, Any] = {
-    "type": "object",
-    "required": ["name", "shape", "datatype"],
-    "properties": {
-        "name": {"type": "string"},
-        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-        "datatype": {"type": "string", "enum": DATATYPES},
-        "parameters": {
-            "type": "object",
-            "properties": {"binary_data_size": {"type": "integer", "minimum": 0}},
+def _tensor(parameters: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["name", "shape", "datatype"],
+        "properties": {
+            "name": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "datatype": {"type": "string", "enum": DATATYPES},
+            "parameters": {"type": "object", "properties": parameters},
+            "data": data,
         },
-        "data": {"type": "array", "items": SCALAR},
+    }
+
+
+_REQUEST_TENSOR = _tensor(
+    {
+        "binary_data_size": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Binary tensor data extension: this input's bytes follow "
+            "the JSON header (`Inference-Header-Content-Length`), in input order.",
+        }
     },
-}
+    NESTED_DATA,
+)
+_RESPONSE_TENSOR = _tensor(
+    {"binary_data_size": {"type": "integer", "minimum": 0}},
+    {"type": "array", "items": SCALAR},
+)
 
 _METADATA_TENSOR: dict[str, Any] = {
     "type": "object",
