@@ -196,11 +196,17 @@ async def test_a_rollout_survives_a_server_crash(home: Path, tmp_path: Path) -> 
     leads = log.read_text().count("leads the control plane")
     assert leads == 2, log.read_text()  # one leader per server start, not one per worker
     assert done["status"] == "promoted", done
-    assert done["id"] == before["id"] and done["failures"] == 0, orjson.dumps(done).decode()
-    assert [e["step"] for e in done["history"]] == [1, 2, 3]
+    assert done["id"] == before["id"], orjson.dumps(done).decode()
+    # on a loaded machine an interval can end with too few requests ("insufficient": the
+    # step is analysed again, and counted as a failure); no check ever failed
+    verdicts = [e["verdict"] for e in done["history"]]
+    assert set(verdicts) <= {"pass", "insufficient"}, orjson.dumps(done).decode()
+    assert done["failures"] == verdicts.count("insufficient")
+    passed = [e for e in done["history"] if e["verdict"] == "pass"]
+    assert [e["step"] for e in passed] == [1, 2, 3]
     # the crash lost step 2's in-memory readings, not its place: step 2 was analysed on
     # traffic after the restart, from both workers' metrics
-    assert done["history"][1]["requests"]["canary"] >= 15
+    assert passed[1]["requests"]["canary"] >= 15
     assert served == {CANDIDATE: 20}
     registry = await open_registry(home)
     try:

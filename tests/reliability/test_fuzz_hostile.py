@@ -173,7 +173,8 @@ async def test_ten_kilobyte_header_values(hostile_client) -> None:
     )
     assert ok.status_code == 200
     ok = await hostile_client.post("/v2/models/clf/infer", json=GOOD, headers={"x-request-id": big})
-    assert ok.status_code == 200 and ok.headers["x-request-id"] == big
+    # too long to echo: the answer carries a request id of its own
+    assert ok.status_code == 200 and 0 < len(ok.headers["x-request-id"]) <= 256
     version = await hostile_client.post(
         "/v2/models/clf/infer", json=GOOD, headers={"x-model-version": big}
     )
