@@ -194,6 +194,7 @@ def soak(
     clients: int = 4,
     admin_every_s: float = 3.0,
     out: Path | None = None,
+    settings: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="modelgate-soak-") as tmp:
         home = Path(tmp) / "home"
@@ -204,6 +205,7 @@ def soak(
         name, metadata = model_metadata(home, model)
         port = free_port()
         env = server_env()
+        env.update(settings or {})
         env["MODELGATE_ADMIN_TOKEN"] = ADMIN_TOKEN
         server = ServerProcess("soak", modelgate_command(home, port, workers), env, Path(tmp), port)
         server.start("/v2/health/ready")
@@ -226,6 +228,7 @@ def soak(
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_s": seconds,
         "workers": workers,
+        "settings": settings or {},
         "model": name,
         "requests": dict(driver.counts),
         "errors": dict(driver.errors),
@@ -255,10 +258,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, help="registry home to copy (default: the demo)")
     parser.add_argument("--model", help="model to drive (default: the first in production)")
     parser.add_argument("--out", type=Path, help="result file (default benchmarks/results/)")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="MODELGATE_X=VALUE",
+        help="a server setting (repeatable), e.g. MODELGATE_FEEDBACK_CAPACITY=20000",
+    )
     args = parser.parse_args(argv)
+    settings = dict(item.split("=", 1) for item in args.setting if "=" in item)
+    if any(not key.startswith("MODELGATE_") for key in settings) or len(settings) != len(
+        args.setting
+    ):
+        parser.error("--setting takes MODELGATE_NAME=VALUE")
     seconds = args.seconds if args.seconds is not None else args.minutes * 60.0
     result = soak(
-        seconds, args.workers, args.home, args.model, args.clients, args.admin_every, args.out
+        seconds,
+        args.workers,
+        args.home,
+        args.model,
+        args.clients,
+        args.admin_every,
+        args.out,
+        settings,
     )
     summary = {k: result[k] for k in ("requests", "errors", "admin_changes", "rss_kib", "ok")}
     summary["checks"] = {k: v for k, v in result["checks"].items() if k != "served_by_worker"}
