@@ -12,9 +12,9 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -22,16 +22,18 @@ from registry import semver
 from registry.errors import InvalidTransition, NotFound, RegistryError
 from registry.models import AuditEntry, Deployment, ModelVersion, Stage
 from registry.rows import deployment_columns, deployment_from_row, to_json, version_from_row
-from registry.schema import BUSY_TIMEOUT_MS, utc_now
+from registry.sqlite_direct import DirectConnection
+from registry.sqlite_txn import Txn, database_message, is_insert
+
+T = TypeVar("T")
 
 
-class Txn:
-    """An open transaction: its timestamp and a generation bumped at most once."""
+class AioTxn(Txn):
+    """A transaction on the store's aiosqlite connection."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:
+        super().__init__()
         self.db = db
-        self.now = utc_now()
-        self._generation: int | None = None
 
     # Each statement is one round trip to aiosqlite's thread (execute_fetchall /
     # execute_insert), not three (execute, fetch, close): on a busy event loop every round
@@ -44,30 +46,11 @@ class Txn:
         return list(await self.db.execute_fetchall(sql, params))
 
     async def run(self, sql: str, params: tuple[Any, ...] = ()) -> int | None:
-        """Execute a change; for an INSERT, the new row's id."""
-        if sql.lstrip()[:6].upper() == "INSERT":
+        if is_insert(sql):
             row = await self.db.execute_insert(sql, params)
             return None if row is None else int(row[0])
         await self.db.execute_fetchall(sql, params)
         return None
-
-    async def generation(self) -> int:
-        """The generation this transaction commits as (bumps the counter on first call)."""
-        if self._generation is None:
-            await self.run("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
-            row = await self.one("SELECT value FROM meta WHERE key = 'generation'")
-            assert row is not None  # created by migration 1
-            self._generation = int(row[0])
-        return self._generation
-
-
-def _database_message(exc: sqlite3.Error) -> str:
-    if "locked" in str(exc) or "busy" in str(exc):
-        return (
-            f"registry database is busy: another process held the write lock for more than "
-            f"{BUSY_TIMEOUT_MS // 1000} s ({exc})"
-        )
-    return f"registry database error: {exc}"
 
 
 # a generation read from the files' unchanged stat is trusted for at most this long
@@ -102,11 +85,19 @@ class SqliteBase:
         self._db = db
         self._database = database
         self._lock = asyncio.Lock()
+        # whole reads and writes in one thread round trip (sqlite_direct)
+        self._direct = DirectConnection(database)
         # generation() cache: (files signature, value, monotonic time it was read)
         self._known_generation: tuple[tuple[int, ...], int, float] | None = None
 
     async def close(self) -> None:
+        await self._direct.close()
         await self._db.close()
+
+    async def _write_direct(self, body: Callable[[Txn], Awaitable[T]]) -> T:
+        """``body`` as one write transaction in one round trip (``sqlite_direct``)."""
+        self._known_generation = None
+        return await self._direct.write(body)
 
     @contextlib.asynccontextmanager
     async def _transaction(self, *, write: bool) -> AsyncIterator[Txn]:
@@ -114,7 +105,7 @@ class SqliteBase:
             try:
                 await self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             except sqlite3.Error as exc:
-                raise RegistryError(_database_message(exc)) from exc
+                raise RegistryError(database_message(exc)) from exc
             except asyncio.CancelledError:
                 # the BEGIN still runs on aiosqlite's thread: end it before releasing the lock
                 with contextlib.suppress(sqlite3.Error):
@@ -123,13 +114,13 @@ class SqliteBase:
             if write:
                 self._known_generation = None
             try:
-                yield Txn(self._db)
+                yield AioTxn(self._db)
                 await self._db.execute("COMMIT")
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
                     await self._db.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
-                    raise RegistryError(_database_message(exc)) from exc
+                    raise RegistryError(database_message(exc)) from exc
                 raise
 
     def _write(self) -> contextlib.AbstractAsyncContextManager[Txn]:

@@ -29,7 +29,7 @@ from registry import sqlite_ops as ops
 from registry.artifacts import ArtifactStore, check_sha256
 from registry.errors import ArtifactError, InvalidVersion, NotFound, RegistryError, VersionExists
 from registry.home import HomePaths
-from registry.models import AuditEntry, Model, ModelVersion, NewVersion
+from registry.models import AuditEntry, Model, ModelVersion, NewVersion, RegistryView
 from registry.rows import (
     MODEL_SQL,
     audit_from_row,
@@ -39,8 +39,9 @@ from registry.rows import (
     to_json,
 )
 from registry.schema import BUSY_TIMEOUT_MS, migrate
+from registry.sqlite_direct import read_snapshot
 from registry.sqlite_versions import VersionsMixin
-from registry.sqlite_view import RegistryView, ViewReader
+from registry.sqlite_view import read_view
 
 MAX_AUDIT_LIMIT = 10_000
 
@@ -52,11 +53,6 @@ class SqliteRegistry(VersionsMixin):
         super().__init__(db, home.database)
         self.home = home
         self.artifacts = ArtifactStore(home.artifacts)
-        self._view = ViewReader(home.database)
-
-    async def close(self) -> None:
-        await self._view.close()
-        await super().close()
 
     async def serving_view(
         self, model: str | None = None, *, state_prefix: str | None = None
@@ -64,7 +60,9 @@ class SqliteRegistry(VersionsMixin):
         """Every model (or just ``model``: NotFound if unknown) with its versions, deployment
         and rollback target, the generation, and the state values whose key starts with
         ``state_prefix``: one consistent snapshot, read in one thread round trip."""
-        return await self._view.read(model, state_prefix)
+        return await self._direct.call(
+            lambda conn: read_snapshot(conn, lambda c: read_view(c, model, state_prefix))
+        )
 
     # --- models --------------------------------------------------------------------
     async def list_models(self) -> list[Model]:

@@ -135,7 +135,8 @@ class VersionsMixin(ops.SqliteBase):
             raise InvalidDeployment("only one version can be promoted to production")
         # demotions first, so "archive the old production, promote the new" works in any order
         changes.sort(key=lambda item: item[1] == Stage.PRODUCTION)
-        async with self._write() as txn:
+
+        async def change(txn: ops.Txn) -> Deployment:
             before = await ops.load_deployment(txn, model)
             for ref, target in changes:
                 row = await ops.resolve(txn, model, ref)
@@ -164,6 +165,9 @@ class VersionsMixin(ops.SqliteBase):
                 reason=reason,
             )
             return after
+
+        # one round trip: on a loaded gateway each statement's trip waits for the loop
+        return await self._write_direct(change)
 
     # --- aliases and evaluations -------------------------------------------------------
     async def set_alias(self, model: str, alias: str, version: str, *, actor: str = "") -> None:

@@ -3,17 +3,14 @@
 The store's aiosqlite connection costs a thread round trip per statement (and two per
 fetching statement). A publisher refresh or an admin change reads a dozen statements per
 model; on a gateway saturated with requests every round trip waits its turn on the event
-loop, so a rollback took seconds under load. ``ViewReader`` runs the whole read as one
-synchronous function on its own connection in its own thread: one round trip, one WAL
-read snapshot (readers never block writers, or other readers).
+loop, so a rollback took seconds under load. ``read_view`` is the whole read as one
+synchronous function, run on ``sqlite_direct``'s connection and thread: one round trip,
+one WAL read snapshot (readers never block writers, or other readers).
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from registry.errors import NotFound, RegistryError
@@ -26,7 +23,6 @@ from registry.rows import (
     model_from_row,
     version_from_row,
 )
-from registry.schema import BUSY_TIMEOUT_MS
 
 
 def _read_model(conn: sqlite3.Connection, model: Model) -> ModelView:
@@ -51,74 +47,25 @@ def _read_model(conn: sqlite3.Connection, model: Model) -> ModelView:
     return ModelView(model, versions, deployment_from_row(deployment), previous)
 
 
-class ViewReader:
-    """A private read-only use of the registry database on one dedicated thread."""
-
-    def __init__(self, database: Path) -> None:
-        self._database = database
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-view")
-        self._conn: sqlite3.Connection | None = None  # created and used on that thread only
-        self._closed = False
-
-    async def read(self, model: str | None, state_prefix: str | None) -> RegistryView:
-        if self._closed:
-            raise RegistryError("the registry is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._read, model, state_prefix)
-
-    async def close(self) -> None:
-        """Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._close)
-        self._executor.shutdown(wait=False)
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = sqlite3.connect(
-                self._database, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
-            )
-            conn.row_factory = sqlite3.Row
-            self._conn = conn
-        return self._conn
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def _read(self, model: str | None, state_prefix: str | None) -> RegistryView:
-        try:
-            conn = self._connection()
-            conn.execute("BEGIN")
-            try:
-                return self._read_in_snapshot(conn, model, state_prefix)
-            finally:
-                conn.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            raise RegistryError(f"registry database error: {exc}") from exc
-
-    @staticmethod
-    def _read_in_snapshot(
-        conn: sqlite3.Connection, model: str | None, state_prefix: str | None
-    ) -> RegistryView:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        generation = int(row[0]) if row else 0
-        if model is None:
-            rows = conn.execute(f"{MODEL_SQL} ORDER BY m.name").fetchall()
-        else:
-            rows = conn.execute(f"{MODEL_SQL} WHERE m.name = ?", (model,)).fetchall()
-            if not rows:
-                raise NotFound(f"unknown model {model!r}")
-        models = tuple(_read_model(conn, model_from_row(r)) for r in rows)
-        states: dict[str, Any] = {}
-        if state_prefix is not None:
-            # GLOB, not LIKE: '_' and '%' are ordinary characters in keys
-            pattern = state_prefix.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
-            for key, value in conn.execute(
-                "SELECT key, value_json FROM state WHERE key GLOB ?", (pattern + "*",)
-            ):
-                states[key] = from_json(value)
-        return RegistryView(generation, models, states)
+def read_view(
+    conn: sqlite3.Connection, model: str | None, state_prefix: str | None
+) -> RegistryView:
+    """Run inside one read transaction (``sqlite_direct.read_snapshot``)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+    generation = int(row[0]) if row else 0
+    if model is None:
+        rows = conn.execute(f"{MODEL_SQL} ORDER BY m.name").fetchall()
+    else:
+        rows = conn.execute(f"{MODEL_SQL} WHERE m.name = ?", (model,)).fetchall()
+        if not rows:
+            raise NotFound(f"unknown model {model!r}")
+    models = tuple(_read_model(conn, model_from_row(r)) for r in rows)
+    states: dict[str, Any] = {}
+    if state_prefix is not None:
+        # GLOB, not LIKE: '_' and '%' are ordinary characters in keys
+        pattern = state_prefix.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
+        for key, value in conn.execute(
+            "SELECT key, value_json FROM state WHERE key GLOB ?", (pattern + "*",)
+        ):
+            states[key] = from_json(value)
+    return RegistryView(generation, models, states)

@@ -138,9 +138,10 @@ async def test_a_corrupt_artifact_never_takes_traffic(gateway):
     before = gateway.state.holder.current.models["clf"]
 
     async def route_to_two(registry):
-        await registry.set_stage("clf", "2.0.0", Stage.STAGING)
+        # one transaction: the watcher (20 ms) must not publish a half-applied change
         await registry.set_deployment(
-            Deployment(model="clf", routes=(Route("1.0.0", 50.0), Route("2.0.0", 50.0)))
+            Deployment(model="clf", routes=(Route("1.0.0", 50.0), Route("2.0.0", 50.0))),
+            stage_changes={"2.0.0": Stage.STAGING},
         )
 
     await gateway.change(route_to_two)
