@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from gateway.cli import (
     admin_commands,
+    bench_command,
     convert_commands,
     evaluate_command,
     monitor_commands,
@@ -28,6 +29,7 @@ COMMAND_MODULES = (
     monitor_commands,
     evaluate_command,
     rollout_command,
+    bench_command,
 )
 
 
@@ -43,9 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        if argv[:1] == ["bench"]:
+            # every argument belongs to the harness, options included (argparse's
+            # REMAINDER does not take a leading --option)
+            return bench_command.run_harness(argv[1:])
+        args = parser.parse_args(argv)
         result = args.handler(args)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
