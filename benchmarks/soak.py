@@ -266,11 +266,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a server setting (repeatable), e.g. MODELGATE_FEEDBACK_CAPACITY=20000",
     )
     args = parser.parse_args(argv)
-    settings = dict(item.split("=", 1) for item in args.setting if "=" in item)
-    if any(not key.startswith("MODELGATE_") for key in settings) or len(settings) != len(
-        args.setting
-    ):
-        parser.error("--setting takes MODELGATE_NAME=VALUE")
+    settings: dict[str, str] = {}
+    for item in args.setting:
+        key, equals, value = item.partition("=")
+        if not equals or not key.startswith("MODELGATE_"):
+            parser.error(f"--setting takes MODELGATE_NAME=VALUE, not {item!r}")
+        settings[key] = value
     seconds = args.seconds if args.seconds is not None else args.minutes * 60.0
     result = soak(
         seconds,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from registry.models import Deployment, Model, ModelVersion, ModelView, RegistryView, Stage
 
@@ -32,16 +32,6 @@ UNLOADED_PREFIX = "repository.unloaded."
 def unloaded_key(model: str) -> str:
     """Registry state key set by ``POST /v2/repository/models/{name}/unload``."""
     return UNLOADED_PREFIX + model
-
-
-class StateReader(Protocol):
-    async def get_state(self, key: str) -> Any | None: ...
-
-
-async def is_unloaded(registry: StateReader, model: str) -> bool:
-    """True when ``POST /v2/repository/models/{model}/unload`` took the model out of
-    serving (the publisher's registry flag; every worker reads the same value)."""
-    return bool(await registry.get_state(unloaded_key(model)))
 
 
 def traffic_versions(deployment: Deployment, production: str | None) -> list[str]:

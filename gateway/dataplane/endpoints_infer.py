@@ -59,13 +59,6 @@ InputErrors = Callable[[str, str], None]
 logger = logging.getLogger("modelgate.dataplane")
 
 
-def header_safe(value: str | None) -> bytes | None:
-    """A client-chosen id is echoed in a header only if it cannot break the header."""
-    if value and len(value) <= 256 and value.isascii() and value.isprintable():
-        return value.encode()
-    return None
-
-
 class InferenceEndpoint:
     """One inference route; ``protocol`` is ``"oip"`` (V2 infer, JSON or binary tensors,
     routed or pinned by the URL) or ``"predict"`` (simple JSON instances)."""
@@ -117,7 +110,9 @@ class InferenceEndpoint:
                 request = decode_predict_request(body, signature)
             body_id = request.id
             if request_id is None:
-                request_id = header_safe(body_id) or new_request_id().encode()
+                # an id from the body is echoed under the same rule as the header's
+                given = body_id.encode("utf-8", "replace") if body_id else None
+                request_id = client_request_id(given) or new_request_id().encode()
             if body_id is None:
                 body_id = request_id.decode("latin-1")
             outputs = await variant.batcher.infer(request.feeds, request.n_rows)
