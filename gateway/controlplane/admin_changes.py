@@ -44,7 +44,12 @@ from gateway.controlplane.admin_plan import (
     plan_switch,
     plan_traffic,
 )
-from gateway.controlplane.admin_state import ModelState, read_model_state, traffic_versions
+from gateway.controlplane.admin_state import (
+    ModelState,
+    read_model_snapshot,
+    read_model_state,
+    traffic_versions,
+)
 from gateway.controlplane.leader import FileMutex
 from gateway.errors import Conflict, GatewayError
 from gateway.settings import Settings
@@ -246,7 +251,7 @@ class AdminChanges:
     async def _outcome(
         self, model: str, action: str, *, changed: bool, gate: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        ms = await read_model_state(self.registry, model)
+        ms, generation = await read_model_snapshot(self.registry, model)
         return {
             "model": model,
             "action": action,
@@ -256,7 +261,7 @@ class AdminChanges:
             "stages": {v.version: v.stage.value for v in ms.versions},
             "traffic": traffic_view(model, ms.deployment),
             "gate": gate,
-            "generation": await self.registry.generation(),
+            "generation": generation,
         }
 
 

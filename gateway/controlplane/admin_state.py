@@ -111,10 +111,16 @@ def model_states(view: RegistryView) -> list[ModelState]:
     return [_state(model, view.states) for model in view.models]
 
 
-async def read_model_state(registry: Any, name: str) -> ModelState:
-    """One model's registry state, one snapshot (raises NotFound for an unknown model)."""
+async def read_model_snapshot(registry: Any, name: str) -> tuple[ModelState, int]:
+    """One model's registry state and the generation it was read at, from one snapshot
+    (raises NotFound for an unknown model)."""
     view = await registry.serving_view(name, state_prefix=UNLOADED_PREFIX)
-    return _state(view.models[0], view.states)
+    return _state(view.models[0], view.states), view.generation
+
+
+async def read_model_state(registry: Any, name: str) -> ModelState:
+    """One model's registry state (raises NotFound for an unknown model)."""
+    return (await read_model_snapshot(registry, name))[0]
 
 
 async def read_all_states(registry: Any) -> list[ModelState]:
