@@ -150,7 +150,7 @@ def create_app(
         state.publisher = publisher
         if state.monitoring is not None:
             state.monitoring.attach(publisher)
-        watcher = GenerationWatcher(registry, publisher, settings.poll_interval_ms / 1000.0)
+        watcher = GenerationWatcher(publisher, settings.poll_interval_ms / 1000.0)
         started: list[Hook] = []
         try:
             snapshot = await publisher.refresh()

@@ -116,6 +116,10 @@ class AdminChanges:
         from gateway.controlplane.rollout_store import MUTEX_FILE
 
         async with FileMutex(self.home / MUTEX_FILE):
+            if self.publisher is not None:
+                # judge "loaded in this worker" on the state just committed elsewhere
+                # (a load on a sibling worker), not on this worker's last poll
+                await self.publisher.catch_up()
             ms = await read_model_state(self.registry, model)  # 404 first
             await self._refuse_during_rollout(model)
             plan = build(ms)

@@ -98,6 +98,14 @@ class Publisher:
             self._retire_unreferenced(snapshot)
             return snapshot
 
+    async def catch_up(self) -> bool:
+        """Refresh if the registry moved past the published snapshot (a sibling worker or
+        the CLI committed something this worker's poll has not seen yet)."""
+        if await self.registry.generation() == self.holder.current.generation:
+            return False
+        await self.refresh()
+        return True
+
     # --- loading -----------------------------------------------------------------
     async def _load_needed(self, ms: ModelState) -> list[Variant]:
         """Load what is needed and missing; returns variants replaced by a reload."""

@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from gateway.controlplane.loader import ServingRegistry
 from gateway.controlplane.publisher import Publisher
 
 logger = logging.getLogger("modelgate.watcher")
 
 
 class GenerationWatcher:
-    def __init__(self, registry: ServingRegistry, publisher: Publisher, interval_s: float) -> None:
-        self.registry = registry
+    def __init__(self, publisher: Publisher, interval_s: float) -> None:
         self.publisher = publisher
         self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
@@ -39,11 +37,7 @@ class GenerationWatcher:
 
     async def check(self) -> bool:
         """One poll: refresh if the generation differs from the published one."""
-        generation = await self.registry.generation()
-        if generation == self.publisher.holder.current.generation:
-            return False
-        await self.publisher.refresh()
-        return True
+        return await self.publisher.catch_up()
 
     async def _run(self) -> None:
         while True:

@@ -1,0 +1,69 @@
+"""Two workers on one registry, as ``--workers 2`` runs them: an admin change on one must
+judge "loaded" on what the other just committed, not on its own last registry poll.
+
+The poll interval is an hour here, so only the admin path itself can catch a worker up.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+import httpx
+from starlette.applications import Starlette
+
+from gateway.app import create_app
+from gateway.settings import Settings
+
+from .conftest import ADMIN_TOKEN, ROW, with_admin_routes
+
+AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+async def _worker(stack: AsyncExitStack, home) -> httpx.AsyncClient:
+    settings = Settings.from_environ(
+        {}, home=str(home), admin_token=ADMIN_TOKEN, poll_interval_ms=3_600_000
+    )
+    app: Starlette = with_admin_routes(create_app(settings))
+    await stack.enter_async_context(app.router.lifespan_context(app))
+    transport = httpx.ASGITransport(app=app)
+    return await stack.enter_async_context(
+        httpx.AsyncClient(transport=transport, base_url="http://gw", headers=AUTH)
+    )
+
+
+async def test_a_switch_on_one_worker_sees_a_version_staged_on_the_other(zoo_home) -> None:
+    async with AsyncExitStack() as stack:
+        first = await _worker(stack, zoo_home)
+        second = await _worker(stack, zoo_home)
+        staged = await first.post(
+            "/admin/models/clf/versions/2.0.0/stage", json={"stage": "staging"}
+        )
+        assert staged.status_code == 200, staged.text
+
+        switched = await second.post(
+            "/admin/models/clf/switch", json={"version": "2.0.0", "force": True, "reason": "t"}
+        )
+
+        assert switched.status_code == 200, switched.text
+        assert switched.json()["production"] == "2.0.0"
+        served = await second.post("/predict/clf", json=ROW)
+        assert served.status_code == 200, served.text
+        assert served.headers["x-model-version"] == "2.0.0"
+
+
+async def test_a_load_on_one_worker_lets_the_other_switch_at_once(zoo_home) -> None:
+    async with AsyncExitStack() as stack:
+        first = await _worker(stack, zoo_home)
+        unloaded = await first.post("/v2/repository/models/clf/unload")
+        assert unloaded.status_code == 200, unloaded.text
+        second = await _worker(stack, zoo_home)  # starts knowing clf is unloaded
+
+        loaded = await first.post("/v2/repository/models/clf/load")
+        assert loaded.status_code == 200, loaded.text
+        switched = await second.post(
+            "/admin/models/clf/switch", json={"version": "1.1.0", "force": True, "reason": "t"}
+        )
+
+        assert switched.status_code == 200, switched.text
+        served = await second.post("/predict/clf", json=ROW)
+        assert served.headers["x-model-version"] == "1.1.0"
