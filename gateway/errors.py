@@ -65,6 +65,7 @@ _REGISTRY_STATUS: dict[type[registry_errors.RegistryError], int] = {
     registry_errors.VersionExists: 409,
     registry_errors.InvalidTransition: 409,
     registry_errors.ArtifactError: 409,
+    registry_errors.StaleRead: 409,
 }
 
 

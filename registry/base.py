@@ -56,13 +56,28 @@ class RegistryStore(Protocol):
         ...
 
     async def set_stage(
-        self, model: str, version: str, stage: Stage, *, actor: str = "", reason: str = ""
+        self,
+        model: str,
+        version: str,
+        stage: Stage,
+        *,
+        actor: str = "",
+        reason: str = "",
+        expect_generation: int | None = None,
     ) -> ModelVersion:
         """Apply an allowed stage transition.
 
         Promoting to production archives the previous production version (it stays
         loadable) and resets the deployment routes to 100 % on the new version.
+        ``expect_generation`` (here and in ``set_deployment``): refuse with StaleRead
+        unless the registry is still at that generation.
         """
+        ...
+
+    def stage_change(
+        self, model: str, version: str, stage: Stage, *, actor: str = "", reason: str = ""
+    ) -> Any:
+        """``set_stage`` prepared, not run: an opaque change for ``commit_and_view``."""
         ...
 
     async def previous_production(self, model: str) -> ModelVersion | None:
@@ -70,7 +85,7 @@ class RegistryStore(Protocol):
         ...
 
     async def serving_view(
-        self, model: str | None = None, *, state_prefix: str | None = None
+        self, model: str | None = None, *, state_prefix: str | tuple[str, ...] | None = None
     ) -> RegistryView:
         """Every model (or one) with versions, deployment and rollback target, the
         generation, and state values under ``state_prefix``, from one consistent snapshot."""
@@ -95,12 +110,36 @@ class RegistryStore(Protocol):
         action: str = "traffic",
         reason: str = "",
         stage_changes: dict[str, Stage] | None = None,
+        expect_generation: int | None = None,
     ) -> Deployment:
         """Replace a model's traffic state (validated) in one transaction.
 
         ``stage_changes`` applies stage transitions in the same transaction (used by
         rollback and blue-green switch, which move production and traffic together).
         """
+        ...
+
+    def deployment_change(
+        self,
+        deployment: Deployment,
+        *,
+        actor: str = "",
+        action: str = "traffic",
+        reason: str = "",
+        stage_changes: dict[str, Stage] | None = None,
+    ) -> Any:
+        """``set_deployment`` prepared, not run: an opaque change for ``commit_and_view``."""
+        ...
+
+    async def commit_and_view(
+        self,
+        change: Any,
+        *,
+        expect_generation: int | None = None,
+        state_prefix: str | tuple[str, ...] | None = None,
+    ) -> tuple[Any, RegistryView]:
+        """Run a prepared change, then read ``serving_view(state_prefix=...)`` as it
+        committed, at once (a serving worker publishes that view without reading again)."""
         ...
 
     async def generation(self) -> int:

@@ -7,6 +7,7 @@ RegistryError
  +-- InvalidTransition      stage change not allowed                   (HTTP 409)
  +-- InvalidDeployment      traffic state refused (weights, stages...) (HTTP 400)
  +-- ArtifactError          artifact missing, truncated or tampered    (HTTP 409)
+ +-- StaleRead              changed since the state a change was planned on (HTTP 409)
  +-- SchemaError            database newer than this code / corrupt    (HTTP 500, operator)
 """
 
@@ -39,6 +40,10 @@ class InvalidDeployment(RegistryError):
 
 class ArtifactError(RegistryError):
     pass
+
+
+class StaleRead(RegistryError):
+    """A change made with ``expect_generation``: something else committed first."""
 
 
 class SchemaError(RegistryError):

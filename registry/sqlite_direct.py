@@ -78,7 +78,7 @@ class DirectConnection:
 
     async def write(self, body: Callable[[Txn], Awaitable[T]]) -> T:
         """``body(txn)`` as one write transaction, in one round trip."""
-        return await self.call(lambda conn: _write(conn, body))
+        return await self.call(lambda conn: run_write(conn, body))
 
     async def close(self) -> None:
         """Idempotent."""
@@ -112,7 +112,8 @@ class DirectConnection:
             self._conn = None
 
 
-def _write(conn: sqlite3.Connection, body: Callable[[Txn], Awaitable[T]]) -> T:
+def run_write(conn: sqlite3.Connection, body: Callable[[Txn], Awaitable[T]]) -> T:
+    """``body`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (on the connection's thread)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = run_to_completion(body(DirectTxn(conn)))

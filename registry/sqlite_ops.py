@@ -19,13 +19,15 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from registry import semver
-from registry.errors import InvalidTransition, NotFound, RegistryError
+from registry.errors import InvalidTransition, NotFound, RegistryError, StaleRead
 from registry.models import AuditEntry, Deployment, ModelVersion, Stage
 from registry.rows import deployment_columns, deployment_from_row, to_json, version_from_row
 from registry.sqlite_direct import DirectConnection
 from registry.sqlite_txn import Txn, database_message, is_insert
 
 T = TypeVar("T")
+# a whole write as one transaction body (run by ``_write_direct`` or ``commit_and_view``)
+Change = Callable[[Txn], Awaitable[T]]
 
 
 class AioTxn(Txn):
@@ -57,7 +59,7 @@ class AioTxn(Txn):
 GENERATION_RECHECK_S = 1.0
 
 
-def _files_signature(database: Path) -> tuple[int, ...] | None:
+def files_signature(database: Path) -> tuple[int, ...] | None:
     """Changes whenever a commit lands (WAL frames appended or a checkpoint)."""
     try:
         main = os.stat(database)
@@ -94,10 +96,10 @@ class SqliteBase:
         await self._direct.close()
         await self._db.close()
 
-    async def _write_direct(self, body: Callable[[Txn], Awaitable[T]]) -> T:
+    async def _write_direct(self, body: Change[T], *, expect_generation: int | None = None) -> T:
         """``body`` as one write transaction in one round trip (``sqlite_direct``)."""
         self._known_generation = None
-        return await self._direct.write(body)
+        return await self._direct.write(guarded(body, expect_generation))
 
     @contextlib.asynccontextmanager
     async def _transaction(self, *, write: bool) -> AsyncIterator[Txn]:
@@ -133,7 +135,7 @@ class SqliteBase:
         """The global change counter. Every worker polls it, so while the database files
         are unchanged (a stat, no thread round trip) the last value read is returned; it is
         read again after any commit, and at least every GENERATION_RECHECK_S."""
-        signature = _files_signature(self._database)
+        signature = files_signature(self._database)
         known = self._known_generation
         now = time.monotonic()
         if (
@@ -152,6 +154,25 @@ class SqliteBase:
         if signature is not None:  # taken before the read: a commit meanwhile changes it
             self._known_generation = (signature, value, now)
         return value
+
+
+def guarded(body: Change[T], expect_generation: int | None) -> Change[T]:
+    """``body``, refused with StaleRead when the registry is no longer at
+    ``expect_generation`` (optimistic concurrency: the caller planned on that state)."""
+    if expect_generation is None:
+        return body
+
+    async def checked(txn: Txn) -> T:
+        row = await txn.one("SELECT value FROM meta WHERE key = 'generation'")
+        current = int(row[0]) if row else 0
+        if current != expect_generation:
+            raise StaleRead(
+                f"the registry changed (generation {current}, this change was planned "
+                f"at {expect_generation}); read it again and retry"
+            )
+        return await body(txn)
+
+    return checked
 
 
 async def require_model(txn: Txn, model: str) -> sqlite3.Row:

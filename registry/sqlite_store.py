@@ -18,9 +18,10 @@ import asyncio
 import os
 import secrets
 import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -39,11 +40,12 @@ from registry.rows import (
     to_json,
 )
 from registry.schema import BUSY_TIMEOUT_MS, migrate
-from registry.sqlite_direct import read_snapshot
+from registry.sqlite_direct import read_snapshot, run_write
 from registry.sqlite_versions import VersionsMixin
 from registry.sqlite_view import read_view
 
 MAX_AUDIT_LIMIT = 10_000
+T = TypeVar("T")
 
 
 class SqliteRegistry(VersionsMixin):
@@ -55,7 +57,7 @@ class SqliteRegistry(VersionsMixin):
         self.artifacts = ArtifactStore(home.artifacts)
 
     async def serving_view(
-        self, model: str | None = None, *, state_prefix: str | None = None
+        self, model: str | None = None, *, state_prefix: str | tuple[str, ...] | None = None
     ) -> RegistryView:
         """Every model (or just ``model``: NotFound if unknown) with its versions, deployment
         and rollback target, the generation, and the state values whose key starts with
@@ -63,6 +65,32 @@ class SqliteRegistry(VersionsMixin):
         return await self._direct.call(
             lambda conn: read_snapshot(conn, lambda c: read_view(c, model, state_prefix))
         )
+
+    async def commit_and_view(
+        self,
+        change: ops.Change[T],
+        *,
+        expect_generation: int | None = None,
+        state_prefix: str | tuple[str, ...] | None = None,
+    ) -> tuple[T, RegistryView]:
+        """``change`` (from ``deployment_change`` / ``stage_change``) as one write
+        transaction, then ``serving_view(state_prefix=...)`` as committed: one thread round
+        trip for what an admin change on a serving worker needs. ``expect_generation``
+        refuses the change with StaleRead when something else committed first."""
+        self._known_generation = None
+        body = ops.guarded(change, expect_generation)
+
+        def unit(conn: sqlite3.Connection) -> tuple[T, RegistryView, tuple[int, ...] | None]:
+            result = run_write(conn, body)
+            signature = ops.files_signature(self._database)  # before the read, as generation()
+            view = read_snapshot(conn, lambda c: read_view(c, None, state_prefix))
+            return result, view, signature
+
+        read_at = time.monotonic()
+        result, view, signature = await self._direct.call(unit)
+        if signature is not None:
+            self._known_generation = (signature, view.generation, read_at)
+        return result, view
 
     # --- models --------------------------------------------------------------------
     async def list_models(self) -> list[Model]:

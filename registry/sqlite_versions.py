@@ -79,10 +79,25 @@ class VersionsMixin(ops.SqliteBase):
         return previous
 
     async def set_stage(
-        self, model: str, version: str, stage: Stage | str, *, actor: str = "", reason: str = ""
+        self,
+        model: str,
+        version: str,
+        stage: Stage | str,
+        *,
+        actor: str = "",
+        reason: str = "",
+        expect_generation: int | None = None,
     ) -> ModelVersion:
+        change = self.stage_change(model, version, stage, actor=actor, reason=reason)
+        return await self._write_direct(change, expect_generation=expect_generation)
+
+    def stage_change(
+        self, model: str, version: str, stage: Stage | str, *, actor: str = "", reason: str = ""
+    ) -> ops.Change[ModelVersion]:
+        """``set_stage`` as a transaction body, for ``commit_and_view``."""
         target = parse_stage(stage)
-        async with self._write() as txn:
+
+        async def change(txn: ops.Txn) -> ModelVersion:
             row = await ops.resolve(txn, model, version)
             name, current = row["version"], Stage(row["stage"])
             check_transition(current, target, label=_label(model, name))
@@ -117,6 +132,8 @@ class VersionsMixin(ops.SqliteBase):
                 )
             return await ops.version_of(txn, await ops.resolve(txn, model, name))
 
+        return change
+
     # --- traffic ---------------------------------------------------------------------
     async def set_deployment(
         self,
@@ -126,7 +143,24 @@ class VersionsMixin(ops.SqliteBase):
         action: str = "traffic",
         reason: str = "",
         stage_changes: Mapping[str, Stage | str] | None = None,
+        expect_generation: int | None = None,
     ) -> Deployment:
+        change = self.deployment_change(
+            deployment, actor=actor, action=action, reason=reason, stage_changes=stage_changes
+        )
+        # one round trip: on a loaded gateway each statement's trip waits for the loop
+        return await self._write_direct(change, expect_generation=expect_generation)
+
+    def deployment_change(
+        self,
+        deployment: Deployment,
+        *,
+        actor: str = "",
+        action: str = "traffic",
+        reason: str = "",
+        stage_changes: Mapping[str, Stage | str] | None = None,
+    ) -> ops.Change[Deployment]:
+        """``set_deployment`` as a transaction body, for ``commit_and_view``."""
         if not isinstance(deployment, Deployment):
             raise InvalidDeployment("set_deployment needs a Deployment")
         model = deployment.model
@@ -166,8 +200,7 @@ class VersionsMixin(ops.SqliteBase):
             )
             return after
 
-        # one round trip: on a loaded gateway each statement's trip waits for the loop
-        return await self._write_direct(change)
+        return change
 
     # --- aliases and evaluations -------------------------------------------------------
     async def set_alias(self, model: str, alias: str, version: str, *, actor: str = "") -> None:

@@ -48,9 +48,10 @@ def _read_model(conn: sqlite3.Connection, model: Model) -> ModelView:
 
 
 def read_view(
-    conn: sqlite3.Connection, model: str | None, state_prefix: str | None
+    conn: sqlite3.Connection, model: str | None, state_prefix: str | tuple[str, ...] | None
 ) -> RegistryView:
-    """Run inside one read transaction (``sqlite_direct.read_snapshot``)."""
+    """Run inside one read transaction (``sqlite_direct.read_snapshot``); ``state_prefix``
+    is one key prefix or several."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
     generation = int(row[0]) if row else 0
     if model is None:
@@ -61,9 +62,10 @@ def read_view(
             raise NotFound(f"unknown model {model!r}")
     models = tuple(_read_model(conn, model_from_row(r)) for r in rows)
     states: dict[str, Any] = {}
-    if state_prefix is not None:
+    prefixes = (state_prefix,) if isinstance(state_prefix, str) else state_prefix or ()
+    for prefix in prefixes:
         # GLOB, not LIKE: '_' and '%' are ordinary characters in keys
-        pattern = state_prefix.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
+        pattern = prefix.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
         for key, value in conn.execute(
             "SELECT key, value_json FROM state WHERE key GLOB ?", (pattern + "*",)
         ):

@@ -4,12 +4,15 @@ Order of one change (``AdminChanges._apply``), under the control-plane mutex tha
 rollout controller also takes (``<home>/rollout.lock``), so an operator's change and a
 canary step never interleave:
 
-1. read the model's registry state; refuse while a canary rollout runs (409: cancel it
-   first), then plan the change (``admin_plan``: every refusal happens here, nothing is
-   written);
+1. take the model's state from the registry view this worker serves, after catching the
+   worker up with the registry (a stat when nothing changed); refuse while a canary
+   rollout runs (409: cancel it first), then plan the change (``admin_plan``: every
+   refusal happens here, nothing is written);
 2. commit: ONE registry transaction writes the deployment, the stage changes and the audit
-   rows, and bumps the generation other workers poll;
-3. ``publisher.refresh()``: loads and warms every version the new state needs before
+   rows, and bumps the generation other workers poll -- only if the registry is still at
+   the planned view's generation (otherwise plan again) -- and the view after it is read
+   in the same thread round trip (``commit_and_view``);
+3. ``publisher.refresh(view)``: loads and warms every version the new state needs before
    publishing the snapshot with one assignment; the call returns once THIS worker serves
    the change (the others follow within their poll interval);
 4. verify that every version the change sends traffic to is loaded here. If one failed
@@ -31,7 +34,7 @@ a failure refuses the change with nothing written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,11 +51,14 @@ from gateway.controlplane.admin_state import (
     ModelState,
     read_model_snapshot,
     read_model_state,
+    state_in,
     traffic_versions,
 )
 from gateway.controlplane.leader import FileMutex
 from gateway.errors import Conflict, GatewayError
 from gateway.settings import Settings
+from registry.errors import RegistryError, StaleRead
+from registry.models import RegistryView
 
 if TYPE_CHECKING:
     from gateway.controlplane.publisher import Publisher
@@ -61,6 +67,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("modelgate.admin")
 
 Builder = Callable[[ModelState], Plan | None]
+# plans made on a view that another process outdated before the commit: plan again
+# (a registry written without pause by something else gets the last one unguarded)
+STALE_ATTEMPTS = 3
 
 
 def traffic_view(model: str, deployment: Any) -> dict[str, Any]:
@@ -116,32 +125,78 @@ class AdminChanges:
         from gateway.controlplane.rollout_store import MUTEX_FILE
 
         async with FileMutex(self.home / MUTEX_FILE):
-            if self.publisher is not None:
-                # judge "loaded in this worker" on the state just committed elsewhere
-                # (a load on a sibling worker), not on this worker's last poll
-                await self.publisher.catch_up()
-            ms = await read_model_state(self.registry, model)  # 404 first
-            await self._refuse_during_rollout(model)
-            plan = build(ms)
-            if plan is None:
-                return await self._outcome(model, "unchanged", changed=False)
             if self.publisher is None:
-                await self._trial_load(ms, plan)
-            await self._commit(plan)
-            if self.publisher is not None:
-                error = await self._publish()
-                failures = {} if ms.unloaded else self._failures(plan, error)
-                if failures:
-                    restored = await self._restore(plan, failures)
-                    await self._publish()
-                    details = {"failures": failures, "restored": restored}
-                    raise Refused(_failure_message(plan, failures, restored), details)
-                if error is not None:
-                    raise RefreshFailed(
-                        f"{plan.action} committed, but this worker could not publish it "
-                        f"({error}); it retries at its next registry poll"
-                    )
+                return await self._apply_offline(model, build)
+            return await self._apply_serving(self.publisher, model, build)
+
+    async def _apply_offline(self, model: str, build: Builder) -> dict[str, Any]:
+        ms = await read_model_state(self.registry, model)  # 404 first
+        await self._refuse_during_rollout(model)
+        plan = build(ms)
+        if plan is None:
+            return await self._outcome(model, "unchanged", changed=False)
+        await self._trial_load(ms, plan)
+        await self._commit(plan)
         return await self._outcome(model, plan.action, changed=True, gate=plan.gate)
+
+    async def _apply_serving(
+        self, publisher: Publisher, model: str, build: Builder
+    ) -> dict[str, Any]:
+        """Plan on the view this worker serves (caught up with the registry first), commit
+        only if the registry is still at that view's generation, and publish the view read
+        right after the commit: one thread round trip, which on a saturated loop is what a
+        change costs (each round trip waits for the loop's next turns)."""
+        from gateway.controlplane.publisher import VIEW_STATE_PREFIXES
+
+        # judge "loaded in this worker" on what was just committed elsewhere too (a load
+        # on a sibling worker), not on this worker's last poll: a stat says if it moved
+        await publisher.catch_up()
+        view = publisher.view or await self._latest_view()
+        for attempt in range(1, STALE_ATTEMPTS + 1):
+            last = attempt == STALE_ATTEMPTS
+            try:
+                ms = state_in(view, model)  # 404 first
+                _refuse_if_rolling_out(model, view.states)
+                plan = build(ms)
+            except (GatewayError, RegistryError):
+                # a refusal stands only if the registry did not move since the view
+                view, moved = await self._recheck(publisher, view)
+                if last or not moved:
+                    raise
+                continue
+            if plan is None:
+                view, moved = await self._recheck(publisher, view)
+                if last or not moved:
+                    return describe_outcome(ms, view.generation, "unchanged", changed=False)
+                continue
+            try:
+                # the last attempt, on a view just read, commits as planned (the mutex keeps
+                # other control-plane writers out; the transaction validates it again)
+                _, after = await self.registry.commit_and_view(
+                    self._change(plan),
+                    expect_generation=None if last else view.generation,
+                    state_prefix=VIEW_STATE_PREFIXES,
+                )
+            except StaleRead:
+                # another process committed between the plan and the write: plan again
+                view, _moved = await self._recheck(publisher, view)
+                continue
+            break
+        error = await self._publish(after)
+        failures = {} if ms.unloaded else self._failures(plan, error)
+        if failures:
+            restored = await self._restore(plan, failures)
+            await self._publish()
+            details = {"failures": failures, "restored": restored}
+            raise Refused(_failure_message(plan, failures, restored), details)
+        if error is not None:
+            raise RefreshFailed(
+                f"{plan.action} committed, but this worker could not publish it "
+                f"({error}); it retries at its next registry poll"
+            )
+        return describe_outcome(
+            state_in(after, model), after.generation, plan.action, changed=True, gate=plan.gate
+        )
 
     def _not_loaded(self, ms: ModelState) -> NotLoaded:
         """Why a version is not loaded in this worker (None: it is). Without a publisher
@@ -170,10 +225,7 @@ class AdminChanges:
 
         state = await Rollouts(self.registry, self.home).load(model)
         if state is not None and state.running:
-            raise Conflict(
-                f"a canary rollout of {state.spec.candidate} is running for {model!r}; "
-                f"cancel it first (DELETE /admin/models/{model}/rollout)"
-            )
+            raise Conflict(_rollout_running(model, state.spec.candidate))
 
     async def _trial_load(self, ms: ModelState, plan: Plan) -> None:
         """Load each version the change newly sends traffic to once, and discard it
@@ -198,6 +250,36 @@ class AdminChanges:
                 {"failures": failures, "restored": False},
             )
 
+    async def _latest_view(self) -> RegistryView:
+        from gateway.controlplane.publisher import VIEW_STATE_PREFIXES
+
+        return await self.registry.serving_view(state_prefix=VIEW_STATE_PREFIXES)
+
+    async def _recheck(self, publisher: Publisher, view: RegistryView) -> tuple[RegistryView, bool]:
+        """The registry read again; if it moved past ``view``, this worker publishes it
+        (loading what it needs) and the change is planned again on it."""
+        latest = await self._latest_view()
+        if latest.generation == view.generation:
+            return view, False
+        await publisher.refresh(latest)
+        return publisher.view or latest, True
+
+    def _change(self, plan: Plan) -> Any:
+        """The plan's registry write, prepared for ``commit_and_view``."""
+        if plan.after is None:
+            assert plan.stage_target is not None
+            version, stage = plan.stage_target
+            return self.registry.stage_change(
+                plan.model, version, stage, actor=self.actor, reason=plan.reason
+            )
+        return self.registry.deployment_change(
+            plan.after,
+            actor=self.actor,
+            action=plan.action,
+            reason=plan.reason,
+            stage_changes=plan.stage_changes or None,
+        )
+
     async def _commit(self, plan: Plan) -> None:
         if plan.after is None:
             assert plan.stage_target is not None
@@ -214,12 +296,12 @@ class AdminChanges:
             stage_changes=plan.stage_changes or None,
         )
 
-    async def _publish(self) -> str | None:
-        """Refresh this worker; None, or why the refresh failed (the change must not be
-        left half-applied by a loader error)."""
+    async def _publish(self, view: RegistryView | None = None) -> str | None:
+        """Refresh this worker (from ``view`` when given); None, or why the refresh failed
+        (the change must not be left half-applied by a loader error)."""
         assert self.publisher is not None
         try:
-            await self.publisher.refresh()
+            await self.publisher.refresh(view)
         except Exception as exc:
             logger.exception("publishing an admin change failed")
             return f"refresh failed: {type(exc).__name__}: {_first_line(exc)}"
@@ -256,17 +338,45 @@ class AdminChanges:
         self, model: str, action: str, *, changed: bool, gate: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         ms, generation = await read_model_snapshot(self.registry, model)
-        return {
-            "model": model,
-            "action": action,
-            "changed": changed,
-            "production": ms.production,
-            "rollback_target": ms.rollback_target,
-            "stages": {v.version: v.stage.value for v in ms.versions},
-            "traffic": traffic_view(model, ms.deployment),
-            "gate": gate,
-            "generation": generation,
-        }
+        return describe_outcome(ms, generation, action, changed=changed, gate=gate)
+
+
+def describe_outcome(
+    ms: ModelState,
+    generation: int,
+    action: str,
+    *,
+    changed: bool,
+    gate: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The answer to a change: the model's state as committed (or unchanged)."""
+    return {
+        "model": ms.name,
+        "action": action,
+        "changed": changed,
+        "production": ms.production,
+        "rollback_target": ms.rollback_target,
+        "stages": {v.version: v.stage.value for v in ms.versions},
+        "traffic": traffic_view(ms.name, ms.deployment),
+        "gate": gate,
+        "generation": generation,
+    }
+
+
+def _refuse_if_rolling_out(model: str, states: Mapping[str, Any]) -> None:
+    from gateway.controlplane.rollout_state import state_key
+    from gateway.controlplane.rollout_store import parse_rollout
+
+    state = parse_rollout(model, states.get(state_key(model)))
+    if state is not None and state.running:
+        raise Conflict(_rollout_running(model, state.spec.candidate))
+
+
+def _rollout_running(model: str, candidate: str) -> str:
+    return (
+        f"a canary rollout of {candidate} is running for {model!r}; "
+        f"cancel it first (DELETE /admin/models/{model}/rollout)"
+    )
 
 
 class RefreshFailed(GatewayError):

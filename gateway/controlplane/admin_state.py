@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from registry.errors import NotFound
 from registry.models import Deployment, Model, ModelVersion, ModelView, RegistryView, Stage
 
 if TYPE_CHECKING:
@@ -111,11 +112,20 @@ def model_states(view: RegistryView) -> list[ModelState]:
     return [_state(model, view.states) for model in view.models]
 
 
+def state_in(view: RegistryView, name: str) -> ModelState:
+    """Model ``name`` of a view read with ``state_prefix`` including UNLOADED_PREFIX
+    (raises NotFound for a model the view does not have)."""
+    for model in view.models:
+        if model.model.name == name:
+            return _state(model, view.states)
+    raise NotFound(f"unknown model {name!r}")
+
+
 async def read_model_snapshot(registry: Any, name: str) -> tuple[ModelState, int]:
     """One model's registry state and the generation it was read at, from one snapshot
     (raises NotFound for an unknown model)."""
     view = await registry.serving_view(name, state_prefix=UNLOADED_PREFIX)
-    return _state(view.models[0], view.states), view.generation
+    return state_in(view, name), view.generation
 
 
 async def read_model_state(registry: Any, name: str) -> ModelState:

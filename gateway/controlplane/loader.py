@@ -27,7 +27,7 @@ class ServingRegistry(Protocol):
     """The part of the registry the serving control plane reads (SqliteRegistry has it)."""
 
     async def serving_view(
-        self, model: str | None = None, *, state_prefix: str | None = None
+        self, model: str | None = None, *, state_prefix: str | tuple[str, ...] | None = None
     ) -> RegistryView: ...
 
     async def generation(self) -> int: ...

@@ -25,14 +25,19 @@ import orjson
 
 from gateway.controlplane.admin_state import UNLOADED_PREFIX, ModelState, model_states
 from gateway.controlplane.loader import LoadFailed, ServingRegistry, load_variant
+from gateway.controlplane.rollout_state import ROLLOUT_PREFIX
 from gateway.dataplane.routing import sticky_prefix, thresholds_for
 from gateway.dataplane.shadow import ShadowMirror, ShadowTarget
 from gateway.dataplane.snapshot import ModelRoute, Snapshot, SnapshotHolder, Variant
 from gateway.settings import Settings
+from registry.models import RegistryView
 
 logger = logging.getLogger("modelgate.publisher")
 
 Key = tuple[str, str]
+# the state keys a published view carries: repository unloads (serving) and rollouts
+# (an admin change refuses while one runs)
+VIEW_STATE_PREFIXES = (UNLOADED_PREFIX, ROLLOUT_PREFIX)
 VariantHook = Callable[[Variant], None]
 
 
@@ -75,13 +80,18 @@ class Publisher:
         # lifecycle hooks (monitoring binds variant.recorder in on_load)
         self.on_load: list[VariantHook] = []
         self.on_unload: list[VariantHook] = []
+        # the registry view the current snapshot was built from (admin changes plan on it)
+        self.view: RegistryView | None = None
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
 
-    async def refresh(self) -> Snapshot:
-        """Rebuild from the registry and publish; serialised (admin calls and the watcher)."""
+    async def refresh(self, view: RegistryView | None = None) -> Snapshot:
+        """Rebuild from the registry and publish; serialised (admin calls and the watcher).
+        ``view``: one just read with VIEW_STATE_PREFIXES (an admin change's commit), used
+        unless something newer is published already."""
         async with self._lock:
-            view = await self.registry.serving_view(state_prefix=UNLOADED_PREFIX)
+            if view is None or view.generation < self.holder.current.generation:
+                view = await self.registry.serving_view(state_prefix=VIEW_STATE_PREFIXES)
             states = model_states(view)
             replaced: list[Variant] = []
             for ms in states:
@@ -93,6 +103,7 @@ class Publisher:
             }
             snapshot = Snapshot(MappingProxyType(models), view.generation, loaded=True)
             self.holder.current = snapshot
+            self.view = view
             for variant in replaced:
                 self._retire(variant)
             self._retire_unreferenced(snapshot)

@@ -38,8 +38,11 @@ _SPEC_KEYS = frozenset(
 )
 
 
+ROLLOUT_PREFIX = "rollout:"
+
+
 def state_key(model: str) -> str:
-    return f"rollout:{model}"
+    return ROLLOUT_PREFIX + model
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,18 @@ def _pct(weight: float) -> str:
     return f"{weight:g} %"
 
 
+def parse_rollout(model: str, raw: Any) -> RolloutState | None:
+    """The stored rollout state of ``model`` (None: none, or unreadable)."""
+    if raw is None:
+        return None
+    try:
+        return RolloutState.from_dict(raw)
+    except (KeyError, TypeError, ValueError) as exc:
+        # written by hand or by an incompatible release: treated as no rollout
+        logger.warning("ignoring unreadable rollout state of %s: %r", model, exc)
+        return None
+
+
 class Rollouts:
     """Rollout state in the registry: start, cancel, and the controller's transitions."""
 
@@ -76,15 +88,7 @@ class Rollouts:
         return FileMutex(self.mutex_path)
 
     async def load(self, model: str) -> RolloutState | None:
-        raw = await self.registry.get_state(state_key(model))
-        if raw is None:
-            return None
-        try:
-            return RolloutState.from_dict(raw)
-        except (KeyError, TypeError, ValueError) as exc:
-            # written by hand or by an incompatible release: treated as no rollout
-            logger.warning("ignoring unreadable rollout state of %s: %r", model, exc)
-            return None
+        return parse_rollout(model, await self.registry.get_state(state_key(model)))
 
     async def get(self, model: str) -> RolloutState:
         await self.registry.get_model(model)  # NotFound (404) for an unknown model

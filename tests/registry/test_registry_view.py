@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from registry.errors import NotFound, RegistryError
-from registry.models import Stage
+from registry.errors import NotFound, RegistryError, StaleRead
+from registry.models import Route, Stage
 from registry.sqlite_store import SqliteRegistry
 
 
@@ -94,3 +96,71 @@ async def test_generation_follows_commits_from_another_connection(home, registry
         assert await other.generation() == await registry.generation() > first + 1
     finally:
         await other.close()
+
+
+async def test_several_prefixes_select_the_union(registry: SqliteRegistry):
+    await registry.put_state("repository.unloaded.churn", True)
+    await registry.put_state("rollout:churn", {"step": 2})
+    await registry.put_state("other", 1)
+
+    view = await registry.serving_view(state_prefix=("repository.unloaded.", "rollout:"))
+
+    assert view.states == {"repository.unloaded.churn": True, "rollout:churn": {"step": 2}}
+
+
+async def test_commit_and_view_writes_and_returns_the_view_as_committed(
+    registry: SqliteRegistry, new_version
+):
+    for version in ("1.0.0", "1.1.0"):
+        await registry.register_version("churn", new_version(version.encode()), version=version)
+    await registry.set_stage("churn", "1.0.0", Stage.PRODUCTION)
+    await registry.put_state("rollout:churn", {"step": 1})
+    before = await registry.generation()
+    deployment = replace(await registry.get_deployment("churn"), routes=(Route("1.1.0", 100.0),))
+    change = registry.deployment_change(
+        deployment,
+        actor="tester",
+        action="switch",
+        reason="one trip",
+        stage_changes={"1.1.0": Stage.PRODUCTION},
+    )
+
+    committed, view = await registry.commit_and_view(
+        change, expect_generation=before, state_prefix="rollout:"
+    )
+
+    assert view.generation == before + 1 == await registry.generation()
+    assert view == await registry.serving_view(state_prefix="rollout:")
+    assert view.models[0].model.production_version == "1.1.0"
+    assert view.models[0].previous is not None and view.models[0].previous.version == "1.0.0"
+    assert committed == await registry.get_deployment("churn")
+    assert view.states == {"rollout:churn": {"step": 1}}
+    last = (await registry.audit(limit=1))[0]
+    assert (last.action, last.actor, last.reason) == ("switch", "tester", "one trip")
+
+
+async def test_a_change_planned_on_an_older_generation_is_refused_and_writes_nothing(
+    registry: SqliteRegistry, new_version, state_of
+):
+    for version in ("1.0.0", "1.1.0"):
+        await registry.register_version("churn", new_version(version.encode()), version=version)
+    planned_at = await registry.generation()
+    await registry.set_alias("churn", "champion", "1.0.0")  # someone else commits first
+    untouched = await state_of("churn")
+
+    with pytest.raises(StaleRead, match=f"planned at {planned_at}"):
+        await registry.commit_and_view(
+            registry.stage_change("churn", "1.1.0", Stage.STAGING),
+            expect_generation=planned_at,
+        )
+    with pytest.raises(StaleRead):
+        await registry.set_stage("churn", "1.1.0", Stage.STAGING, expect_generation=planned_at)
+    with pytest.raises(StaleRead):
+        await registry.set_deployment(
+            await registry.get_deployment("churn"), expect_generation=planned_at
+        )
+
+    assert await state_of("churn") == untouched
+    current = await registry.generation()
+    staged = await registry.set_stage("churn", "1.1.0", Stage.STAGING, expect_generation=current)
+    assert staged.stage == Stage.STAGING

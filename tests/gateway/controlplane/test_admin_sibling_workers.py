@@ -6,6 +6,7 @@ The poll interval is an hour here, so only the admin path itself can catch a wor
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 
 import httpx
@@ -13,6 +14,7 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.settings import Settings
+from registry.sqlite_store import open_registry
 
 from .conftest import ADMIN_TOKEN, ROW, with_admin_routes
 
@@ -67,3 +69,43 @@ async def test_a_load_on_one_worker_lets_the_other_switch_at_once(zoo_home) -> N
         assert switched.status_code == 200, switched.text
         served = await second.post("/predict/clf", json=ROW)
         assert served.headers["x-model-version"] == "1.1.0"
+
+
+async def test_changes_succeed_while_another_process_keeps_committing(zoo_home) -> None:
+    """A change is planned on the served view and committed only at that generation; a
+    commit from elsewhere in between makes it plan again, never fail or act on old state."""
+    async with AsyncExitStack() as stack:
+        worker = await _worker(stack, zoo_home)
+        other = await open_registry(zoo_home)
+        stack.push_async_callback(other.close)
+        stop = asyncio.Event()
+
+        async def keep_committing() -> int:
+            writes = 0
+            while not stop.is_set():
+                await other.set_alias("clf", "moving", ("1.0.0", "1.1.0")[writes % 2])
+                writes += 1
+                await asyncio.sleep(0.002)
+            return writes
+
+        writer = asyncio.create_task(keep_committing())
+        first = await worker.post(
+            "/admin/models/clf/switch", json={"version": "1.1.0", "force": True, "reason": "t"}
+        )
+        assert first.status_code == 200, first.text
+        expected = ["1.1.0"]
+        for _ in range(8):
+            rolled = await worker.post("/admin/models/clf/rollback", json={"reason": "race"})
+            assert rolled.status_code == 200, rolled.text
+            expected.append("1.0.0" if expected[-1] == "1.1.0" else "1.1.0")
+            assert rolled.json()["production"] == expected[-1]
+        stop.set()
+        writes = await writer
+
+        assert writes > 8
+        assert (await other.get_model("clf")).production_version == expected[-1]
+        audit = [e.action for e in reversed(await other.audit(limit=10_000))]
+        changes = [a for a in audit if a in ("switch", "rollback")]
+        assert changes[-9:] == ["switch"] + ["rollback"] * 8
+        served = await worker.post("/predict/clf", json=ROW)
+        assert served.headers["x-model-version"] == expected[-1]
