@@ -43,6 +43,7 @@ import numpy as np
 from gateway.dataplane.feedback import ModelFeedback
 from gateway.dataplane.runner import Feeds, Outputs
 from gateway.dataplane.snapshot import Variant
+from gateway.monitoring.metrics_families import ROUTE_SHADOW
 from gateway.monitoring.metrics_variant import VariantMetrics
 from gateway.monitoring.window import PredictionWindow, encode_column
 
@@ -192,6 +193,12 @@ class VariantRecorder:
         pending.append((request_id, value, n_rows, elapsed_ns))
         if len(pending) >= FLUSH_REQUESTS:
             self.flush()
+
+    def record_shadow(self, status: int) -> None:
+        """A mirrored copy this version ran (``status`` 200) or failed on (500), counted under
+        route "shadow". Its rows are recorded with the inference (``timed_run``); it feeds no
+        request duration, health latency or feedback entry: the primary answered the client."""
+        self.vm.count_request(ROUTE_SHADOW, status)
 
     def record_error(self, rule: int, status: int, reason: str, elapsed_ns: int) -> None:
         vm = self.vm

@@ -209,8 +209,10 @@ class ShadowMirror:
         queue = self._queue
         while True:
             target, feeds, n_rows, primary, outputs = await queue.get()
+            status = 500
             try:
                 shadow_out = await target.variant.batcher.infer(feeds, n_rows)
+                status = 200
                 target.stats.record(n_rows, *compare(primary, outputs, target.variant, shadow_out))
             except asyncio.CancelledError:
                 raise
@@ -218,4 +220,7 @@ class ShadowMirror:
                 target.stats.errors += 1
                 logger.debug("shadow inference on %s failed: %s", target.variant, exc)
             finally:
+                recorder = target.variant.recorder
+                if recorder is not None:
+                    recorder.record_shadow(status)
                 queue.task_done()

@@ -156,6 +156,13 @@ class VariantMetrics:
         data[bisect_left(self._req_bounds, elapsed_ns)] += 1
         data[-1] += elapsed_ns
 
+    def count_request(self, route: int, code: int) -> None:
+        """A request counted without a client-facing duration (a shadow copy)."""
+        if code == 200:
+            self._ok_counts[route] += 1
+        else:
+            self._codes.add(route * 1000 + code)
+
     def record_batch(self, n_rows: int, inference_ns: int) -> None:
         """One onnxruntime call of ``n_rows`` rows that took ``inference_ns``."""
         data = self._inf_data

@@ -225,6 +225,14 @@ async def test_shadow_agreement_and_dropped_copies(zoo_home):
     # one queue slot for 40 concurrent requests: copies were dropped, and counted
     assert stats.dropped > 0
     assert value(m, "modelgate_shadow_dropped_total", model="clf", version="1.1.0") == stats.dropped
+    # every copy the shadow ran is a request of route "shadow" on its version, none of the
+    # primary's (whose 40 requests are all weighted)
+    shadow = {"model": "clf", "version": "1.1.0", "route": "shadow", "code": "200"}
+    assert stats.requests > 0 and stats.requests + stats.dropped == 40
+    assert value(m, "modelgate_requests_total", **shadow) == stats.requests
+    primary = {"model": "clf", "version": "1.0.0", "route": "weighted", "code": "200"}
+    assert value(m, "modelgate_requests_total", **primary) == 40
+    assert not matching(m, "modelgate_requests_total", version="1.0.0", route="shadow")
 
 
 async def test_monitoring_off_binds_nothing(zoo_home):
