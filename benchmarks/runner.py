@@ -184,6 +184,32 @@ def _describe(spec: ServerSpec, process: ServerProcess, sample: bytes) -> dict[s
     }
 
 
+# one request answered within this long: the server has nothing queued any more
+IDLE_ANSWER_S = 0.5
+DRAIN_LIMIT_S = 120.0
+
+
+def _drain(process: ServerProcess, path: str, body: bytes, log: Log) -> None:
+    """Wait until the server worked through what the previous load left queued: wrk
+    closes its connections when its time is up, but a slow server may still be processing
+    hundreds of requests they sent, and would measure the next point on that backlog
+    (MLServer's scikit-learn runtime answered nothing in a 1-connection point after the
+    256-connection warm-up)."""
+    deadline = time.monotonic() + DRAIN_LIMIT_S
+    waited = False
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        status, _answer = process.request("POST", path, body, timeout_s=DRAIN_LIMIT_S)
+        if status == 200 and time.monotonic() - started < IDLE_ANSWER_S:
+            return
+        if status != 200:
+            time.sleep(0.1)
+        if not waited:
+            log(f"  waiting for {process.name} to work through its backlog")
+            waited = True
+    raise ServerError(f"{process.name} did not become idle within {DRAIN_LIMIT_S:g} s")
+
+
 def _measure(
     process: ServerProcess,
     spec: ServerSpec,
@@ -202,8 +228,10 @@ def _measure(
     if settings.warmup_s > 0:
         run_wrk(wrk, url, bodies_file, connections=top, duration_s=settings.warmup_s,
                 threads=settings.wrk_threads, timeout_s=settings.timeout_s)  # fmt: skip
+    sample = bodies_file.read_bytes().split(b"\n", 1)[0]
     runs = []
     for connections in scenario.connections:
+        _drain(process, path, sample, log)
         swapper = None
         if spec.rollback_every_s > 0:
             swapper = RollbackLoad(
