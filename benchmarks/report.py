@@ -36,6 +36,8 @@ def _verdict(ratio: dict[str, Any]) -> str:
     if ratio.get("value") is None:
         return "not measured"
     suffix = " (failed requests)" if ratio["clean"] is False else ""
+    if ratio.get("censored"):
+        suffix += " (bound: a server left requests unanswered for the whole run)"
     if ratio.get("other_cpu_max", 0) > DISTURBED_OTHER_CPU:
         suffix += " (disturbed)"
     if ratio["passed"] is None:
