@@ -136,7 +136,7 @@ class AdminChanges:
         if plan is None:
             return await self._outcome(model, "unchanged", changed=False)
         await self._trial_load(ms, plan)
-        await self._commit(plan)
+        await self.registry.commit_and_view(self._change(plan))
         return await self._outcome(model, plan.action, changed=True, gate=plan.gate)
 
     async def _apply_serving(
@@ -273,22 +273,6 @@ class AdminChanges:
                 plan.model, version, stage, actor=self.actor, reason=plan.reason
             )
         return self.registry.deployment_change(
-            plan.after,
-            actor=self.actor,
-            action=plan.action,
-            reason=plan.reason,
-            stage_changes=plan.stage_changes or None,
-        )
-
-    async def _commit(self, plan: Plan) -> None:
-        if plan.after is None:
-            assert plan.stage_target is not None
-            version, stage = plan.stage_target
-            await self.registry.set_stage(
-                plan.model, version, stage, actor=self.actor, reason=plan.reason
-            )
-            return
-        await self.registry.set_deployment(
             plan.after,
             actor=self.actor,
             action=plan.action,
