@@ -77,7 +77,7 @@ class RegistryStore(Protocol):
     def stage_change(
         self, model: str, version: str, stage: Stage, *, actor: str = "", reason: str = ""
     ) -> Any:
-        """``set_stage`` prepared, not run: an opaque change for ``commit_and_view``."""
+        """``set_stage`` prepared, not run: an opaque change to ``commit``."""
         ...
 
     async def previous_production(self, model: str) -> ModelVersion | None:
@@ -128,7 +128,11 @@ class RegistryStore(Protocol):
         reason: str = "",
         stage_changes: dict[str, Stage] | None = None,
     ) -> Any:
-        """``set_deployment`` prepared, not run: an opaque change for ``commit_and_view``."""
+        """``set_deployment`` prepared, not run: an opaque change to ``commit``."""
+        ...
+
+    async def commit(self, change: Any, *, expect_generation: int | None = None) -> Any:
+        """Run a prepared change as one transaction; its result."""
         ...
 
     async def commit_and_view(

@@ -26,7 +26,7 @@ from registry.sqlite_direct import DirectConnection
 from registry.sqlite_txn import Txn, database_message, is_insert
 
 T = TypeVar("T")
-# a whole write as one transaction body (run by ``_write_direct`` or ``commit_and_view``)
+# a whole write as one transaction body (run by ``commit`` or ``commit_and_view``)
 Change = Callable[[Txn], Awaitable[T]]
 
 
@@ -96,10 +96,12 @@ class SqliteBase:
         await self._direct.close()
         await self._db.close()
 
-    async def _write_direct(self, body: Change[T], *, expect_generation: int | None = None) -> T:
-        """``body`` as one write transaction in one round trip (``sqlite_direct``)."""
+    async def commit(self, change: Change[T], *, expect_generation: int | None = None) -> T:
+        """A prepared change (``deployment_change`` / ``stage_change``) as one write
+        transaction in one round trip (``sqlite_direct``); StaleRead when the registry is
+        no longer at ``expect_generation``."""
         self._known_generation = None
-        return await self._direct.write(guarded(body, expect_generation))
+        return await self._direct.write(guarded(change, expect_generation))
 
     @contextlib.asynccontextmanager
     async def _transaction(self, *, write: bool) -> AsyncIterator[Txn]:

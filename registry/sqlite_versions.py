@@ -89,12 +89,12 @@ class VersionsMixin(ops.SqliteBase):
         expect_generation: int | None = None,
     ) -> ModelVersion:
         change = self.stage_change(model, version, stage, actor=actor, reason=reason)
-        return await self._write_direct(change, expect_generation=expect_generation)
+        return await self.commit(change, expect_generation=expect_generation)
 
     def stage_change(
         self, model: str, version: str, stage: Stage | str, *, actor: str = "", reason: str = ""
     ) -> ops.Change[ModelVersion]:
-        """``set_stage`` as a transaction body, for ``commit_and_view``."""
+        """``set_stage`` as a transaction body, for ``commit`` or ``commit_and_view``."""
         target = parse_stage(stage)
 
         async def change(txn: ops.Txn) -> ModelVersion:
@@ -149,7 +149,7 @@ class VersionsMixin(ops.SqliteBase):
             deployment, actor=actor, action=action, reason=reason, stage_changes=stage_changes
         )
         # one round trip: on a loaded gateway each statement's trip waits for the loop
-        return await self._write_direct(change, expect_generation=expect_generation)
+        return await self.commit(change, expect_generation=expect_generation)
 
     def deployment_change(
         self,
@@ -160,7 +160,7 @@ class VersionsMixin(ops.SqliteBase):
         reason: str = "",
         stage_changes: Mapping[str, Stage | str] | None = None,
     ) -> ops.Change[Deployment]:
-        """``set_deployment`` as a transaction body, for ``commit_and_view``."""
+        """``set_deployment`` as a transaction body, for ``commit`` or ``commit_and_view``."""
         if not isinstance(deployment, Deployment):
             raise InvalidDeployment("set_deployment needs a Deployment")
         model = deployment.model

@@ -136,7 +136,7 @@ class AdminChanges:
         if plan is None:
             return await self._outcome(model, "unchanged", changed=False)
         await self._trial_load(ms, plan)
-        await self.registry.commit_and_view(self._change(plan))
+        await self.registry.commit(self._change(plan))
         return await self._outcome(model, plan.action, changed=True, gate=plan.gate)
 
     async def _apply_serving(
@@ -265,7 +265,7 @@ class AdminChanges:
         return publisher.view or latest, True
 
     def _change(self, plan: Plan) -> Any:
-        """The plan's registry write, prepared for ``commit_and_view``."""
+        """The plan's registry write, prepared for ``commit`` / ``commit_and_view``."""
         if plan.after is None:
             assert plan.stage_target is not None
             version, stage = plan.stage_target
