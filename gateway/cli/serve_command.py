@@ -24,7 +24,7 @@ import orjson
 from gateway.cli.common import actor, common_options
 from gateway.cli.output import CLIError
 from gateway.controlplane.auth import resolve_admin_token
-from gateway.dataplane.transport import CoalescingHttpToolsProtocol
+from gateway.dataplane.http_fastpath import GatewayHttpProtocol
 from gateway.monitoring.metrics_multiproc import ENV_VAR as MULTIPROC_ENV
 from gateway.monitoring.metrics_multiproc import prepare_multiprocess_dir
 from gateway.settings import Settings, SettingsError
@@ -127,7 +127,7 @@ def run_serve(args: argparse.Namespace) -> int:
         "port": settings.port,
         "loop": "uvloop",
         # httptools, with each response's headers and body sent in one write
-        "http": CoalescingHttpToolsProtocol,
+        "http": GatewayHttpProtocol,
         "lifespan": "on",
         "access_log": False,
         "server_header": False,

@@ -16,7 +16,9 @@ offsets). Two execution modes:
 ``auto`` picks per model from the measured single-row latency (``choose_mode``).
 With batching off every request runs alone, in the same mode.
 
-Cancellation safety: futures are resolved only ``if not fut.done()``, completion never
+A request's ``Waiter`` (an ``asyncio.Future`` or the HTTP fast path's exchange) gets its
+outputs or its error on the loop. Cancellation safety: waiters are resolved only
+``if not waiter.done()``, one that is done before its batch runs is dropped, completion never
 raises, and a failing merged batch is retried request by request so that one bad request
 fails alone; an ORT failure becomes ``InferenceFailed`` (a server-side 500), never a
 client error.
@@ -29,7 +31,7 @@ import logging
 import threading
 from collections.abc import Callable
 from queue import SimpleQueue
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,8 +40,22 @@ from gateway.errors import GatewayError, ModelNotReady
 
 logger = logging.getLogger("modelgate.batcher")
 
-Item = tuple[Feeds, int, "asyncio.Future[Outputs]"]
 Result = Outputs | BaseException
+
+
+class Waiter(Protocol):
+    """Who gets a request's outputs: an ``asyncio.Future`` (``Batcher.infer``) or any object
+    with the same three methods (the HTTP fast path answers from ``set_result`` directly).
+    ``done()`` true means nobody waits any more: the request is dropped, never run."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: Outputs, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
+Item = tuple[Feeds, int, Waiter]
 
 
 class InferenceFailed(GatewayError):
@@ -62,7 +78,7 @@ def choose_mode(setting: str, single_row_us: float | None, inline_max_us: float)
 
 class Batcher:
     __slots__ = (
-        "infer",
+        "submit",
         "mode",
         "batching",
         "max_batch_size",
@@ -117,44 +133,46 @@ class Batcher:
         self._thread: threading.Thread | None = None
         # bind the request entry point once: no mode test per request
         if mode == "inline":
-            self.infer = self._infer_batched if batching else self._infer_inline
+            self.submit = self._submit_batched if batching else self._submit_inline
         else:
-            self.infer = self._infer_batched if batching else self._infer_threaded
+            self.submit = self._submit_batched if batching else self._submit_threaded
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
 
-    # --- request entry points (one is bound to ``infer``) ------------------------
-    async def _infer_inline(self, feeds: Feeds, n_rows: int) -> Outputs:
+    # --- request entry points ------------------------------------------------------
+    async def infer(self, feeds: Feeds, n_rows: int) -> Outputs:
+        """Run one request (``n_rows`` rows) and return exactly its outputs."""
+        future: asyncio.Future[Outputs] = (self._loop or self._start()).create_future()
+        self.submit(feeds, n_rows, future)
+        return await future
+
+    def _submit_inline(self, feeds: Feeds, n_rows: int, waiter: Waiter) -> None:
         if self._closed:
             raise ModelNotReady(f"{self.label} is unloading")
         if n_rows > self.max_batch_size:
-            return await self._infer_threaded(feeds, n_rows)
-        try:
-            outputs = self._run(feeds)
-        except Exception as exc:
-            raise _failure(exc, self.label) from exc
+            self._submit_threaded(feeds, n_rows, waiter)
+            return
+        result = _run_one(self._run, feeds)
         self.batches += 1
         self.batched_rows += n_rows
-        return outputs
+        _deliver(waiter, result, self.label)
 
-    async def _infer_threaded(self, feeds: Feeds, n_rows: int) -> Outputs:
+    def _submit_threaded(self, feeds: Feeds, n_rows: int, waiter: Waiter) -> None:
+        if self._loop is None:
+            self._start()
+        if self._closed:
+            raise ModelNotReady(f"{self.label} is unloading")
+        self._in_flight += 1
+        self._to_worker([(feeds, n_rows, waiter)], False)
+
+    def _submit_batched(self, feeds: Feeds, n_rows: int, waiter: Waiter) -> None:
         loop = self._loop or self._start()
         if self._closed:
             raise ModelNotReady(f"{self.label} is unloading")
-        future: asyncio.Future[Outputs] = loop.create_future()
         self._in_flight += 1
-        self._to_worker([(feeds, n_rows, future)], False)
-        return await future
-
-    async def _infer_batched(self, feeds: Feeds, n_rows: int) -> Outputs:
-        loop = self._loop or self._start()
-        if self._closed:
-            raise ModelNotReady(f"{self.label} is unloading")
-        future: asyncio.Future[Outputs] = loop.create_future()
-        self._in_flight += 1
-        self._pending.append((feeds, n_rows, future))
+        self._pending.append((feeds, n_rows, waiter))
         self._pending_rows += n_rows
         if not self._busy:
             if not self._scheduled:
@@ -168,7 +186,6 @@ class Batcher:
                 self._timer.cancel()
                 self._timer = None
                 loop.call_soon(self._dispatch)
-        return await future
 
     # --- batching ----------------------------------------------------------------
     def _start(self) -> asyncio.AbstractEventLoop:
@@ -240,16 +257,10 @@ class Batcher:
     def _resolve(self, batch: list[Item], results: list[Result]) -> None:
         self._in_flight -= len(batch)
         self.batches += 1
-        for (_feeds, n_rows, future), result in zip(batch, results, strict=True):
+        label = self.label
+        for (_feeds, n_rows, waiter), result in zip(batch, results, strict=True):
             self.batched_rows += n_rows
-            if future.done():
-                continue
-            if isinstance(result, BaseException):
-                error = _failure(result, self.label)
-                error.__cause__ = result
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+            _deliver(waiter, result, label)
 
     def _execute(self, batch: list[Item]) -> list[Result]:
         """Run one batch; never raises. Runs on the loop (inline) or the worker."""
@@ -301,10 +312,10 @@ class Batcher:
             self._timer = None
         pending, self._pending = self._pending, []
         self._pending_rows = 0
-        for _feeds, _rows, future in pending:
+        for _feeds, _rows, waiter in pending:
             self._in_flight -= 1
-            if not future.done():
-                future.set_exception(ModelNotReady(f"{self.label} was unloaded"))
+            if not waiter.done():
+                waiter.set_exception(ModelNotReady(f"{self.label} was unloaded"))
         thread, self._thread = self._thread, None
         if thread is not None:
             self._queue.put(None)
@@ -316,6 +327,18 @@ def _run_one(run: Callable[[Feeds], Outputs], feeds: Feeds) -> Result:
         return run(feeds)
     except Exception as exc:
         return exc
+
+
+def _deliver(waiter: Waiter, result: Result, label: str) -> None:
+    """Hand one request its result, unless nobody waits for it any more."""
+    if waiter.done():
+        return
+    if isinstance(result, BaseException):
+        error = _failure(result, label)
+        error.__cause__ = result
+        waiter.set_exception(error)
+    else:
+        waiter.set_result(result)
 
 
 def _failure(exc: BaseException, label: str) -> InferenceFailed:
