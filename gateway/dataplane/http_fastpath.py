@@ -94,7 +94,10 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        eligible = not self.root_path and self.limit_concurrency is None and not self.access_log
+        # the fast path writes no access log: it needs a server configured without one
+        eligible = (
+            not self.root_path and self.limit_concurrency is None and not self.config.access_log
+        )
         self._hot: HotPaths | None = hot_paths_of(self.app) if eligible else None
         self._in_flight: FastCycle | None = None
 
