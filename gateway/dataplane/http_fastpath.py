@@ -18,8 +18,9 @@ Everything else goes through uvicorn and Starlette unchanged: other URLs and met
 chunked bodies, ``Expect: 100-continue``, a root path, a concurrency limit, the access log,
 and any request pipelined behind one still in flight. For uvicorn's own bookkeeping a
 ``FastCycle`` stands in as the connection's current cycle (``response_complete``,
-``disconnected``, ``keep_alive``), so its pipelining, graceful shutdown (``keep_alive`` turned
-off, the connection closed after the reply) and keep-alive timer work unchanged.
+``disconnected``, ``keep_alive``), so its pipelining and graceful shutdown (``keep_alive``
+turned off, the connection closed after the reply) work unchanged. The keep-alive timeout
+keeps uvicorn's rule with one timer per connection instead of one per response.
 """
 
 from __future__ import annotations
@@ -100,18 +101,56 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         )
         self._hot: HotPaths | None = hot_paths_of(self.app) if eligible else None
         self._in_flight: FastCycle | None = None
+        self._idle_since: float | None = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         in_flight = self._in_flight
         if in_flight is not None:
             in_flight.disconnected = True
             self._in_flight = None
+        timer = self.timeout_keep_alive_task
+        if timer is not None:
+            timer.cancel()
+            self.timeout_keep_alive_task = None
         super().connection_lost(exc)
+
+    # keep-alive: uvicorn arms a timer after every response and cancels it on the next
+    # request's data (a timer handle made and destroyed per request). Here the timer stays
+    # armed and re-checks how long the connection has been idle when it fires; the rule is
+    # unchanged: closed after ``timeout_keep_alive`` seconds without data after a response.
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None
+
+    def on_response_complete(self) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self._keep_alive_check
+            )
+
+    def _keep_alive_check(self) -> None:
+        self.timeout_keep_alive_task = None
+        idle_since = self._idle_since
+        if idle_since is None:
+            return  # answering a request: its response re-arms the timer
+        remaining = idle_since + self.timeout_keep_alive - self.loop.time()
+        if remaining <= 0:
+            self.timeout_keep_alive_handler()
+        else:
+            self.timeout_keep_alive_task = self.loop.call_later(remaining, self._keep_alive_check)
 
     # parser callbacks
     def on_headers_complete(self) -> None:
-        # a reply written inside feed_data may have armed the keep-alive timer already
-        self._unset_keepalive_if_required()
+        # a reply written inside feed_data has marked the connection idle already
+        self._idle_since = None
         if self._hot is None or not self._start_fast():
             super().on_headers_complete()
 

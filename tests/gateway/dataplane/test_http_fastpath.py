@@ -38,11 +38,16 @@ class Gateway:
         return await asyncio.open_connection("127.0.0.1", self.port)
 
 
-async def serve(home, **overrides) -> AsyncIterator[Gateway]:
+async def serve(home, keep_alive_s: float = 5.0, **overrides) -> AsyncIterator[Gateway]:
     settings = Settings.from_environ({}, home=str(home), admin_token="secret", max_rows=50)
     app = create_app(settings.with_overrides(max_body_bytes=64 * 1024, **overrides))
     config = uvicorn.Config(
-        app, http=GatewayHttpProtocol, lifespan="off", access_log=False, log_config=None
+        app,
+        http=GatewayHttpProtocol,
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        timeout_keep_alive=keep_alive_s,
     )
     config.load()
     state = ServerState()
@@ -282,3 +287,24 @@ async def test_graceful_shutdown_answers_the_request_in_flight_then_closes(held,
     assert_outputs(body, expected["1.0.0"])
     assert await asyncio.wait_for(reader.read(), 10) == b""
     writer.close()
+
+
+async def test_keep_alive_timeout_closes_only_idle_connections(zoo_home):
+    async for gateway in serve(zoo_home, keep_alive_s=0.4):
+        busy_reader, busy = await gateway.connect()
+        idle_reader, idle = await gateway.connect()
+        idle.write(post("/v2/models/clf/infer", infer_body()))
+        assert (await read_response(idle_reader))[0] == 200
+        started = asyncio.get_running_loop().time()
+        for _ in range(8):  # a request every 0.15 s: never idle for 0.4 s
+            busy.write(post("/v2/models/clf/infer", infer_body()))
+            assert (await read_response(busy_reader))[0] == 200
+            await asyncio.sleep(0.15)
+        # the idle connection was closed ~0.4 s after its answer; the busy one is still open
+        assert await asyncio.wait_for(idle_reader.read(), 1) == b""
+        assert asyncio.get_running_loop().time() - started > 1.0
+        busy.write(post("/v2/models/clf/infer", infer_body()))
+        assert (await read_response(busy_reader))[0] == 200
+        assert await asyncio.wait_for(busy_reader.read(), 2) == b""  # then idle: closed too
+        busy.close()
+        idle.close()
