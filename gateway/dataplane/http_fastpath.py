@@ -1,10 +1,11 @@
 """uvicorn's HTTP protocol with the inference requests answered without ASGI.
 
 Measured on the 2-core benchmark machine with wrk at 64 connections: a bare asyncio
-protocol with httptools answers ~40,000 req/s, uvicorn with a do-nothing ASGI app ~12,000.
-Per request uvicorn builds a scope, a request/response cycle object with an
-``asyncio.Event``, a task running the app, and two ``send`` messages whose headers it
-re-validates; that is ~60 µs of one core, more than modelgate's own work on a small model.
+protocol with httptools answers ~70,000 req/s, uvicorn with a do-nothing ASGI app ~12,000
+(``benchmarks/servers/null_protocol.py``, ``null_asgi.py``). Per request uvicorn builds a
+scope, a request/response cycle object with an ``asyncio.Event``, a task running the app,
+and two ``send`` messages whose headers it re-validates; that is ~70 µs of one core, more
+than modelgate's own work on a small model.
 
 So ``modelgate serve`` runs this subclass of uvicorn's httptools protocol. A request takes
 the fast path when it is a plain ``POST`` to an inference URL (``HotPaths``) with a
