@@ -42,7 +42,14 @@ import numpy as np
 import orjson
 
 from gateway.dataplane.codec_binary import BinaryReader, encode_tensor, split_body
-from gateway.dataplane.codec_values import check_compatible, from_buffer, from_json, short
+from gateway.dataplane.codec_values import (
+    NUMPY_REFUSED,
+    cast_numbers,
+    check_compatible,
+    from_buffer,
+    from_json,
+    short,
+)
 from gateway.dataplane.signature import OIP_OF_DTYPE, InputSpec, ModelSignature
 from gateway.errors import InputError
 
@@ -193,11 +200,54 @@ def _requested_outputs(
     return tuple(names), frozenset(binary)
 
 
+_PLAIN_DATATYPES = frozenset(("FP32", "FP64"))
+
+
+def _decode_plain(doc: dict[str, Any], sig: ModelSignature) -> InferRequest | None:
+    """The common request in one pass: one float input as a JSON ``data`` list with shape
+    ``[n, width]``, an optional string ``id`` and nothing else. None for anything else: the
+    general decoder then handles it, every error included (the checks here only decide
+    which decoder runs; the values go through the same ``cast_numbers``)."""
+    request_id = doc.get("id")
+    if len(doc) != (1 if request_id is None else 2):
+        return None  # parameters, outputs or unknown keys: the general decoder
+    if request_id is not None and type(request_id) is not str:
+        return None
+    inputs = doc.get("inputs")
+    if type(inputs) is not list or len(inputs) != 1:
+        return None
+    raw = inputs[0]
+    if type(raw) is not dict or len(raw) != 4 or raw.get("datatype") not in _PLAIN_DATATYPES:
+        return None
+    name, shape, data = raw.get("name"), raw.get("shape"), raw.get("data")
+    spec = sig.inputs[0]
+    if type(name) is not str or type(shape) is not list or type(data) is not list:
+        return None
+    if len(shape) != 2 or type(shape[0]) is not int or type(shape[1]) is not int:
+        return None
+    n_rows = shape[0]
+    if shape[1] != spec.width or not 1 <= n_rows <= sig.max_rows:
+        return None
+    try:
+        arr = np.array(data, dtype=np.float64)
+    except NUMPY_REFUSED:
+        return None
+    if arr.size != n_rows * spec.width:
+        return None
+    where = spec.where if name == spec.name else f"input {short(name)}"
+    feed = cast_numbers(arr.reshape(n_rows, spec.width), spec, sig.allow_missing, where)
+    return InferRequest(request_id, {spec.name: feed}, n_rows, None, _NO_BINARY)
+
+
 def decode_infer_request(
     body: bytes, header_length: int | None, sig: ModelSignature
 ) -> InferRequest:
     header, reader = split_body(body, header_length)
     doc = load_json_object(header, "request body" if reader is None else "JSON header")
+    if reader is None and sig.single_numeric:
+        plain = _decode_plain(doc, sig)
+        if plain is not None:
+            return plain
     request_id = doc.get("id")
     if request_id is not None and type(request_id) is not str:
         raise InputError(f"request 'id' must be a string, got {short(request_id)}", reason="bad_id")

@@ -47,7 +47,7 @@ REQUEST_DTYPES: dict[str, np.dtype] = {
     "FP64": np.dtype("<f8"),
     "BYTES": np.dtype(object),
 }
-_NUMPY_REFUSED = (ValueError, TypeError, OverflowError, MemoryError, RecursionError)
+NUMPY_REFUSED = (ValueError, TypeError, OverflowError, MemoryError, RecursionError)
 _FLOAT_LIMIT = {
     np.dtype(np.float32): float(np.finfo(np.float32).max),
     np.dtype(np.float64): float(np.finfo(np.float64).max),
@@ -116,7 +116,7 @@ def from_json(
     if spec.dtype.kind == "f":
         try:
             arr = np.array(data, dtype=np.float64)
-        except _NUMPY_REFUSED:
+        except NUMPY_REFUSED:
             arr = None
         if arr is not None:
             count = n_rows * spec.width
@@ -142,7 +142,7 @@ def from_values(
     if spec.dtype.kind == "f":
         try:
             arr = np.array(values, dtype=np.float64)
-        except _NUMPY_REFUSED:
+        except NUMPY_REFUSED:
             arr = None
         if arr is not None and arr.ndim == 1 and arr.size == n_rows * spec.width:
             return cast_numbers(arr.reshape(n_rows, spec.width), spec, allow_missing, where)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import orjson
 import pytest
@@ -429,3 +431,54 @@ def test_bytes_objects_in_a_string_output_are_written_as_text() -> None:
     resp, header_length = encode_infer_response("m", "1", None, outs, sig, req)
     assert header_length is None
     assert orjson.loads(resp)["outputs"][0]["data"] == ["yes"]
+
+
+def one_input(data, shape=(1, 4), datatype="FP32", name="input", **doc):
+    tensor = {"name": name, "shape": list(shape), "datatype": datatype, "data": data}
+    return {**doc, "inputs": [tensor]}
+
+
+ROW = [1, 2, 3, 4]
+PLAIN_CASES = {
+    "plain": one_input(ROW + ROW, shape=(2, 4)),
+    "nested, with id": one_input([[0.5, -1, 2e3, 0]], datatype="FP64", id="r1"),
+    "other input name": one_input(ROW, name="X"),
+    "numeric strings and bools": one_input(["1.5", True, 0, -2]),
+    "null": one_input([1, None, 3, 4]),
+    "out of float32 range": one_input([1, 1e39, 3, 4]),
+    "non-numeric": one_input([1, "x", 3, 4]),
+    "ragged": one_input([ROW, [5]], shape=(2, 4)),
+    "too few values": one_input(ROW, shape=(2, 4)),
+    "empty batch": one_input([], shape=(0, 4)),
+    "too many rows": one_input([0] * 260, shape=(65, 4)),
+    "wrong width": one_input([1, 2, 3], shape=(1, 3)),
+    "bool shape": one_input(ROW, shape=(True, 4)),
+    "integer datatype": one_input(ROW, datatype="INT32"),
+    "id not a string": one_input(ROW, id=7),
+    "null id": one_input(ROW, id=None),
+    "requested outputs": one_input(ROW, outputs=[{"name": "label"}]),
+    "binary output asked": one_input(ROW, parameters={"binary_data_output": True}),
+    "two inputs": {"inputs": one_input(ROW)["inputs"] * 2},
+    "input parameters": {"inputs": [{**one_input(ROW)["inputs"][0], "parameters": {"x": 1}}]},
+}
+
+
+@pytest.mark.parametrize("allow_missing", [False, True], ids=["strict", "allow_missing"])
+@pytest.mark.parametrize("case", list(PLAIN_CASES))
+def test_the_one_pass_decoder_answers_exactly_as_the_general_one(case, allow_missing):
+    """``decode_infer_request`` takes a one-pass route for the common request shape; the same
+    body through the general decoder (signature without ``single_numeric``) must give the
+    same request or the same error."""
+    sig = numeric_sig(allow_missing=allow_missing)
+    general = dataclasses.replace(sig, single_numeric=False)
+    body = orjson.dumps(PLAIN_CASES[case])
+
+    def outcome(signature):
+        try:
+            req = decode_infer_request(body, None, signature)
+        except InputError as exc:
+            return ("error", str(exc), exc.reason)
+        feeds = {k: (v.dtype.str, v.shape, v.tobytes()) for k, v in req.feeds.items()}
+        return (req.id, feeds, req.n_rows, req.outputs, req.binary_outputs)
+
+    assert outcome(sig) == outcome(general)
