@@ -157,7 +157,15 @@ async def test_a_rollout_survives_a_server_crash(home: Path, tmp_path: Path) -> 
             "steps": [20, 50, 100],
             "interval_s": 1.5,
             "min_requests": 15,
-            "thresholds": {"p99_latency_slack_ms": 250.0},
+            # the two versions are different models: on ~40 random rows per side, their
+            # predicted-class PSI and low-confidence rates differ by chance often enough
+            # (p < 0.01 about once in a hundred runs) to fail a step; what a crash could
+            # break is errors and latency, which keep their limits
+            "thresholds": {
+                "p99_latency_slack_ms": 250.0,
+                "max_prediction_psi": 100.0,
+                "max_low_confidence_increase": 1.0,
+            },
         }
         async with httpx.AsyncClient(base_url=first.url, timeout=5) as http:
             started = await http.post(ROLLOUT, json=body, headers=AUTH)
