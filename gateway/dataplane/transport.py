@@ -4,7 +4,9 @@ uvicorn writes a response's status line and headers when the app sends
 ``http.response.start`` and the body on ``http.response.body``: two ``write()`` calls,
 which uvloop turns into two ``send`` syscalls and two TCP segments (``TCP_NODELAY``).
 On small prediction responses that second syscall is a large share of the per-request
-cost, so ``modelgate serve`` hands uvicorn this protocol: its transport holds a complete
+cost, so ``modelgate serve`` runs this protocol (through its subclass in
+``http_fastpath``, which answers inference requests in one write of its own; this covers
+every response that goes through ASGI): its transport holds a complete
 header block back until the body follows (in the same loop step on every endpoint here)
 and writes both at once. Anything else — a response without a body write (HEAD), an
 interim ``100 Continue`` — is flushed on the next loop tick, so nothing is ever held
