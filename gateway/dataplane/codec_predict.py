@@ -31,12 +31,11 @@ import numpy as np
 import orjson
 
 from gateway.dataplane.codec_oip import check_rows, load_json_object
-from gateway.dataplane.codec_values import cast_numbers, from_values, short
+from gateway.dataplane.codec_values import NUMPY_REFUSED, cast_numbers, from_values, short
 from gateway.dataplane.signature import ModelSignature
 from gateway.errors import InputError
 
 _WHERE = "instances"
-_NUMPY_REFUSED = (ValueError, TypeError, OverflowError, MemoryError, RecursionError)
 
 
 @dataclass(slots=True)
@@ -136,7 +135,7 @@ def decode_predict_request(body: bytes, sig: ModelSignature) -> PredictRequest:
         spec = sig.inputs[0]
         try:
             arr = np.array(rows, dtype=np.float64)
-        except _NUMPY_REFUSED:
+        except NUMPY_REFUSED:
             arr = None
         if arr is not None and arr.ndim == 2 and arr.shape[1] == spec.width:
             feed = cast_numbers(arr, spec, allow, _WHERE)
@@ -146,7 +145,7 @@ def decode_predict_request(body: bytes, sig: ModelSignature) -> PredictRequest:
         return PredictRequest({spec.name: feed}, n_rows, request_id)
     try:
         table = np.array(rows, dtype=object)
-    except _NUMPY_REFUSED:
+    except NUMPY_REFUSED:
         table = None
     if table is None or table.ndim != 2 or table.shape[1] != len(sig.features):
         _check_table(rows, sig)
