@@ -16,7 +16,7 @@ offsets). Two execution modes:
 ``auto`` picks per model from the measured single-row latency (``choose_mode``).
 With batching off every request runs alone, in the same mode.
 
-A request's ``Waiter`` (an ``asyncio.Future`` or the HTTP fast path's exchange) gets its
+A request's ``Waiter`` (an ``asyncio.Future`` or the HTTP fast path's ``FastCycle``) gets its
 outputs or its error on the loop. Cancellation safety: waiters are resolved only
 ``if not waiter.done()``, one that is done before its batch runs is dropped, completion never
 raises, and a failing merged batch is retried request by request so that one bad request
