@@ -35,6 +35,7 @@ too_many_rows, unknown_output.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,6 +202,25 @@ def _requested_outputs(
 
 
 _PLAIN_DATATYPES = frozenset(("FP32", "FP64"))
+# struct codes of the float model dtypes: packing a flat list of JSON numbers converts each
+# exactly as numpy's float64-then-cast does, and refuses what is not a number or overflows
+_PACK_CODE = {np.dtype(np.float32): "f", np.dtype(np.float64): "d"}
+_packers: dict[tuple[str, int], struct.Struct] = {}
+
+
+def _pack_numbers(code: str, values: list[Any]) -> bytes | None:
+    """``values`` as native floats of struct ``code``; None if one is not a number (a string,
+    a null, a list) or does not fit the type."""
+    key = (code, len(values))
+    packer = _packers.get(key)
+    if packer is None:
+        packer = struct.Struct(f"={len(values)}{code}")
+        if len(_packers) < 1024:
+            _packers[key] = packer
+    try:
+        return packer.pack(*values)
+    except (struct.error, OverflowError, TypeError):
+        return None
 
 
 def _decode_plain(doc: dict[str, Any], sig: ModelSignature) -> InferRequest | None:
@@ -228,6 +248,15 @@ def _decode_plain(doc: dict[str, Any], sig: ModelSignature) -> InferRequest | No
     n_rows = shape[0]
     if shape[1] != spec.width or not 1 <= n_rows <= sig.max_rows:
         return None
+    code = _PACK_CODE.get(spec.dtype)
+    if code is not None and len(data) == n_rows * spec.width:
+        # orjson never yields NaN or inf, so a flat list that packs needs no value check:
+        # ~1.5 µs against ~5 for numpy's conversion and range check
+        packed = _pack_numbers(code, data)
+        if packed is None:
+            return None  # the general decoder says which value is wrong
+        feed = np.frombuffer(packed, dtype=spec.dtype).reshape(n_rows, spec.width)
+        return InferRequest(request_id, {spec.name: feed}, n_rows, None, _NO_BINARY)
     try:
         arr = np.array(data, dtype=np.float64)
     except NUMPY_REFUSED:
