@@ -91,12 +91,31 @@ class HotPaths:
     """Direct match of ``POST /v2/models/{name}[/versions/{v}]/infer`` and
     ``POST /predict/{name}[/versions/{v}]`` to the route table's own endpoints."""
 
-    __slots__ = ("infer", "predict")
+    __slots__ = ("infer", "predict", "_by_url")
+
+    # distinct request targets remembered by match_url: enough for every model and pinned
+    # version a deployment serves, small enough that clients sending junk URLs cost nothing
+    URL_CACHE_SIZE = 4096
 
     def __init__(self, routes: list[BaseRoute]) -> None:
         by_path = {r.path: r.endpoint for r in routes if isinstance(r, Route)}
         self.infer: Any = by_path[INFER_PATH]
         self.predict: Any = by_path[PREDICT_PATH]
+        self._by_url: dict[bytes, tuple[Any, dict[str, str]]] = {}
+
+    def match_url(self, url: bytes) -> tuple[Any, dict[str, str]] | None:
+        """``match`` for a raw HTTP request target, remembered per target; None for a query
+        string, a percent-escape or non-ASCII (the ASGI path decodes those). The params dict
+        of a remembered match is shared by every request to that URL: read-only."""
+        hit = self._by_url.get(url)
+        if hit is not None:
+            return hit
+        if url[:1] != b"/" or b"?" in url or b"%" in url or not url.isascii():
+            return None
+        matched = self.match(url.decode("ascii"))
+        if matched is not None and len(self._by_url) < self.URL_CACHE_SIZE:
+            self._by_url[url] = matched
+        return matched
 
     def match(self, path: str) -> tuple[Any, dict[str, str]] | None:
         if path.startswith("/v2/models/"):

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from gateway.dataplane.asgi import CONTENT_LENGTH, scan_headers
-from gateway.dataplane.exchange import Exchange, Reply
+from gateway.dataplane.exchange import Exchange, InferenceRoute, Reply
 from gateway.dataplane.runner import Outputs
 from gateway.dataplane.transport import CoalescingHttpToolsProtocol
 
@@ -39,9 +39,9 @@ _CLOSE = b"connection: close\r\n"
 
 
 class HotPaths(Protocol):
-    """``gateway.routes.HotPaths``: an inference URL's endpoint and path parameters."""
+    """``gateway.routes.HotPaths``: a raw request target's endpoint and path parameters."""
 
-    def match(self, path: str) -> tuple[Any, dict[str, str]] | None: ...
+    def match_url(self, url: bytes) -> tuple[Any, dict[str, str]] | None: ...
 
 
 class _NoEvent:
@@ -53,23 +53,24 @@ class _NoEvent:
         return None
 
 
-class FastCycle:
-    """One fast-path request: the batcher's waiter and, for uvicorn, the connection's cycle."""
+class FastCycle(Exchange):
+    """One fast-path request: its ``Exchange``, the batcher's waiter and, for uvicorn, the
+    connection's cycle (one object per request)."""
 
-    __slots__ = (
-        "protocol",
-        "exchange",
-        "keep_alive",
-        "response_complete",
-        "disconnected",
-        "chunks",
-    )
+    __slots__ = ("protocol", "keep_alive", "response_complete", "disconnected", "chunks")
 
     message_event = _NoEvent()
 
-    def __init__(self, protocol: GatewayHttpProtocol, exchange: Exchange, keep_alive: bool) -> None:
+    def __init__(
+        self,
+        protocol: GatewayHttpProtocol,
+        route_def: InferenceRoute,
+        found: list[bytes | None],
+        params: dict[str, str],
+        keep_alive: bool,
+    ) -> None:
+        super().__init__(route_def, found, params)
         self.protocol = protocol
-        self.exchange = exchange
         self.keep_alive = keep_alive
         self.response_complete = False
         self.disconnected = False
@@ -80,15 +81,14 @@ class FastCycle:
         return self.response_complete or self.disconnected
 
     def set_result(self, outputs: Outputs) -> None:
-        exchange = self.exchange
         try:
-            reply = exchange.answer(outputs)
+            reply = self.answer(outputs)
         except Exception as exc:
-            reply = exchange.refuse(exc)
+            reply = self.refuse(exc)
         self.protocol.send_fast_reply(self, reply)
 
     def set_exception(self, exception: BaseException) -> None:
-        self.protocol.send_fast_reply(self, self.exchange.refuse(exception))
+        self.protocol.send_fast_reply(self, self.refuse(exception))
 
 
 class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
@@ -149,11 +149,31 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
             self.timeout_keep_alive_task = self.loop.call_later(remaining, self._keep_alive_check)
 
     # parser callbacks
+    def on_message_begin(self) -> None:
+        # uvicorn builds the request's ASGI scope here; a fast-path request needs none, so
+        # it is built in on_headers_complete for the requests that go through ASGI
+        if self._hot is None:
+            super().on_message_begin()
+            return
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+
     def on_headers_complete(self) -> None:
         # a reply written inside feed_data has marked the connection idle already
         self._idle_since = None
-        if self._hot is None or not self._start_fast():
+        if self._hot is None:
             super().on_headers_complete()
+        elif not self._start_fast():
+            self._begin_asgi()
+            super().on_headers_complete()
+
+    def _begin_asgi(self) -> None:
+        """uvicorn's ``on_message_begin``, run late: the scope around what was parsed."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.expect_100_continue = url, expect
+        self.headers = self.scope["headers"] = headers
 
     def on_body(self, body: bytes) -> None:
         cycle = self.cycle
@@ -170,10 +190,9 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         body = b"".join(cycle.chunks)
         cycle.chunks = []
         self._in_flight = cycle
-        exchange = cycle.exchange
         try:
-            request = exchange.admit(body)
-            exchange.variant.batcher.submit(  # type: ignore[union-attr]
+            request = cycle.admit(body)
+            cycle.variant.batcher.submit(  # type: ignore[union-attr]
                 request.feeds, request.n_rows, cycle
             )
         except Exception as exc:
@@ -188,10 +207,7 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         current = self.cycle
         if current is not None and not current.response_complete:
             return False  # pipelined behind a request in flight: uvicorn queues it
-        url = self.url
-        if url[:1] != b"/" or b"?" in url or b"%" in url or not url.isascii():
-            return False
-        matched = self._hot.match(url.decode("ascii"))  # type: ignore[union-attr]
+        matched = self._hot.match_url(self.url)  # type: ignore[union-attr]
         if matched is None:
             return False
         endpoint, params = matched
@@ -202,7 +218,7 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         if parser.should_upgrade():
             return False
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
-        self.cycle = FastCycle(self, Exchange(endpoint, found, params), keep_alive)  # type: ignore[assignment]
+        self.cycle = FastCycle(self, endpoint, found, params, keep_alive)  # type: ignore[assignment]
         return True
 
     def send_fast_reply(self, cycle: FastCycle, reply: Reply) -> None:
