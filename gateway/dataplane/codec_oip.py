@@ -227,7 +227,8 @@ def _decode_plain(doc: dict[str, Any], sig: ModelSignature) -> InferRequest | No
     """The common request in one pass: one float input as a JSON ``data`` list with shape
     ``[n, width]``, an optional string ``id`` and nothing else. None for anything else: the
     general decoder then handles it, every error included (the checks here only decide
-    which decoder runs; the values go through the same ``cast_numbers``)."""
+    which decoder runs). Values for a float model input are packed with struct; any other
+    model dtype goes through the same ``cast_numbers`` as the general decoder."""
     request_id = doc.get("id")
     if len(doc) != (1 if request_id is None else 2):
         return None  # parameters, outputs or unknown keys: the general decoder
@@ -255,7 +256,7 @@ def _decode_plain(doc: dict[str, Any], sig: ModelSignature) -> InferRequest | No
         packed = _pack_numbers(code, data)
         if packed is None:
             return None  # the general decoder says which value is wrong
-        feed = np.frombuffer(packed, dtype=spec.dtype).reshape(n_rows, spec.width)
+        feed = np.ndarray((n_rows, spec.width), spec.dtype, packed)  # read-only view
         return InferRequest(request_id, {spec.name: feed}, n_rows, None, _NO_BINARY)
     try:
         arr = np.array(data, dtype=np.float64)
