@@ -347,6 +347,21 @@ def test_hot_path_matcher_agrees_with_the_route_table(zoo_home):
         assert hot.match(other) is None, other
 
 
+def test_raw_targets_match_like_paths_and_are_remembered_only_when_they_match(zoo_home):
+    app = create_app(Settings.from_environ({}, home=str(zoo_home), admin_token="secret"))
+    hot = app.hot
+    first = hot.match_url(b"/v2/models/clf/versions/1.0.0/infer")
+    assert first == (hot.infer, {"name": "clf", "version": "1.0.0"})
+    assert hot.match_url(b"/v2/models/clf/versions/1.0.0/infer") is first  # remembered
+    assert hot.match_url(b"/predict/clf") == (hot.predict, {"name": "clf"})
+    # a query string, an escape or non-ASCII bytes are left to the ASGI path, which decodes
+    for other in (b"/predict/clf?x=1", b"/predict/c%6Cf", "/predict/cl\u00e9".encode(), b"*"):
+        assert hot.match_url(other) is None, other
+    for n in range(hot.URL_CACHE_SIZE + 10):
+        assert hot.match_url(b"/predict/m%d" % n) == (hot.predict, {"name": f"m{n}"})
+    assert len(hot._by_url) == hot.URL_CACHE_SIZE  # bounded: junk targets cost no memory
+
+
 async def test_requests_under_a_root_path_go_through_the_router(zoo_home):
     app = create_app(Settings.from_environ({}, home=str(zoo_home), admin_token="secret"))
     async with app.router.lifespan_context(app):

@@ -393,6 +393,16 @@ def test_bool_model_input() -> None:
     assert err.value.reason == "bad_dtype"
 
 
+def test_one_pass_feeds_are_float_arrays_of_the_request_values() -> None:
+    doc = one_input([0.1, -2, True, 3.4028235e38] * 2, shape=(2, 4), id="a")
+    req = decode_infer_request(orjson.dumps(doc), None, numeric_sig())
+    feed = req.feeds["input"]
+    assert feed.dtype == np.float32 and feed.shape == (2, 4) and feed.flags.c_contiguous
+    expected = np.array([[0.1, -2, 1, 3.4028235e38]] * 2, dtype=np.float64).astype(np.float32)
+    np.testing.assert_array_equal(feed, expected)
+    assert (req.id, req.n_rows) == ("a", 2)
+
+
 def test_feeds_are_detached_from_the_request_body() -> None:
     body, header_length = triton_body({"input": X.astype(np.float32)}, True)
     buf = bytearray(body)
@@ -446,6 +456,11 @@ PLAIN_CASES = {
     "numeric strings and bools": one_input(["1.5", True, 0, -2]),
     "null": one_input([1, None, 3, 4]),
     "out of float32 range": one_input([1, 1e39, 3, 4]),
+    # the largest float32, a value that rounds down to it, the first that rounds up to inf
+    "float32 range edge": one_input([3.4028234663852886e38, -3.4028235677973362e38, 1e-46, 7]),
+    "just past the float32 range": one_input([0, 0, -3.4028235677973366e38, 0]),
+    "integers beyond 2**24": one_input([16777217, -(2**53 + 1), 2**64 - 1, -(2**63)]),
+    "nested list in flat data": one_input([1, [2], 3, 4]),
     "non-numeric": one_input([1, "x", 3, 4]),
     "ragged": one_input([ROW, [5]], shape=(2, 4)),
     "too few values": one_input(ROW, shape=(2, 4)),
