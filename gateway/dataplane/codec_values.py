@@ -51,7 +51,7 @@ NUMPY_REFUSED = (ValueError, TypeError, OverflowError, MemoryError, RecursionErr
 # a value fits a float model dtype when it rounds to a finite value of that dtype: its
 # magnitude is below the largest value plus half an ulp (the rule of a C cast, of numpy's
 # astype and of struct packing, which the one-pass OIP decoder uses)
-FLOAT_BOUND = {
+_FLOAT_BOUND = {
     np.dtype(np.float32): float(np.finfo(np.float32).max) + 2.0**103,
     np.dtype(np.float64): float("inf"),
 }
@@ -184,7 +184,7 @@ def cast_numbers(
     if target.kind == "f":
         if kind == "f":
             hi = float(np.abs(arr).max()) if arr.size else 0.0
-            if not hi < FLOAT_BOUND[target]:  # NaN compares False: slow path
+            if not hi < _FLOAT_BOUND[target]:  # NaN compares False: slow path
                 _check_floats(arr, target, allow_missing, spec, where)
         return arr.astype(target, copy=copy)
     if target.kind == "b":
@@ -218,7 +218,7 @@ def _check_floats(
         raise InputError(
             f"{_at(where, spec, k)}: {flat[k].item()} is not accepted", reason="non_finite"
         )
-    over = np.abs(flat, dtype=np.float64) >= FLOAT_BOUND[target]
+    over = np.abs(flat, dtype=np.float64) >= _FLOAT_BOUND[target]
     if over.any():
         k = int(np.argmax(over))
         raise InputError(
