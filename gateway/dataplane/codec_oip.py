@@ -252,7 +252,7 @@ def _decode_plain(doc: dict[str, Any], sig: ModelSignature) -> InferRequest | No
     code = _PACK_CODE.get(spec.dtype)
     if code is not None and len(data) == n_rows * spec.width:
         # orjson never yields NaN or inf, so a flat list that packs needs no value check:
-        # ~1.5 µs against ~5 for numpy's conversion and range check
+        # ~1 µs against ~5 for numpy's conversion and range check (timeit, 30 features)
         packed = _pack_numbers(code, data)
         if packed is None:
             return None  # the general decoder says which value is wrong
