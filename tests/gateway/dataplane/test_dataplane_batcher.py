@@ -139,6 +139,92 @@ async def test_a_caller_cancelled_mid_batch_does_not_strand_the_others(runner, d
     await batcher.aclose()
 
 
+class Gated:
+    """The real runner, with its first call held until ``release`` (the worker is busy)."""
+
+    def __init__(self, runner: OnnxRunner) -> None:
+        self.runner = runner
+        self.calls: list[int] = []
+        self.release = threading.Event()
+
+    def __call__(self, feeds):
+        self.calls.append(len(feeds["input"]))
+        if len(self.calls) == 1:
+            self.release.wait(10)
+        return self.runner.run(feeds)
+
+    async def first_call_started(self) -> None:
+        for _ in range(10_000):
+            if self.calls:
+                return
+            await asyncio.sleep(0.001)
+        raise AssertionError("the first batch never started")
+
+
+async def test_a_batch_dispatched_as_another_finishes_takes_half_of_the_two(runner, data):
+    gated = Gated(runner)
+    batcher = Batcher(gated, mode="thread", max_batch_size=64, label="m:1")
+    rows = _requests(data, [1] * 16)
+    first = [asyncio.ensure_future(batcher.infer({"input": x}, 1)) for x in rows[:4]]
+    await gated.first_call_started()  # an idle worker takes all that is pending: 4 rows
+    rest = [asyncio.ensure_future(batcher.infer({"input": x}, 1)) for x in rows[4:]]
+    await asyncio.sleep(0)  # 12 rows queued behind the running batch
+    gated.release.set()
+    results = await asyncio.wait_for(asyncio.gather(*first, *rest), 10)
+    # 12 pending + 4 answered -> at most 8; then 4 pending + 8 answered -> the last 4
+    assert gated.calls == [4, 8, 4]
+    for x, outputs in zip(rows, results, strict=True):
+        np.testing.assert_array_equal(outputs["label"], runner.run({"input": x})["label"])
+    await batcher.aclose()
+
+
+async def test_the_next_batch_starts_before_the_finished_one_is_answered(runner, data):
+    """The handoff: the loop answers a finished batch only once the worker has started the
+    batch it dispatched in its place."""
+    gated = Gated(runner)
+    signals: list[int] = []  # ORT calls begun when the worker signalled a start
+
+    class Watched(Batcher):
+        def _started_signal(self) -> None:
+            signals.append(len(gated.calls))
+            super()._started_signal()
+
+    class Probe:
+        """A waiter that notes how many starts had been signalled when it was answered."""
+
+        def __init__(self) -> None:
+            self.outputs = None
+            self.signals_then = -1
+            self.answered = asyncio.Event()
+
+        def done(self) -> bool:
+            return self.outputs is not None
+
+        def set_result(self, outputs) -> None:
+            self.signals_then = len(signals)
+            self.outputs = outputs
+            self.answered.set()
+
+        def set_exception(self, exception: BaseException) -> None:
+            raise AssertionError(f"unexpected failure: {exception!r}")
+
+    batcher = Watched(gated, mode="thread", label="m:1")
+    a, b, c = _requests(data, [1, 1, 1])
+    first, second, third = Probe(), Probe(), Probe()
+    batcher.submit({"input": a}, 1, first)
+    await gated.first_call_started()
+    batcher.submit({"input": b}, 1, second)
+    batcher.submit({"input": c}, 1, third)
+    gated.release.set()
+    for probe in (first, second, third):
+        await asyncio.wait_for(probe.answered.wait(), 10)
+    assert gated.calls == [1, 2]
+    assert signals == [1]  # only the batch dispatched as the first finished waits for its start
+    assert first.signals_then == 1  # answered after the second batch had started
+    assert len(second.outputs["label"]) == len(third.outputs["label"]) == 1
+    await batcher.aclose()
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_an_ort_failure_fails_only_the_request_that_caused_it(mode, runner, data):
     recording = Recording(runner)
