@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from registry.sqlite_store import SqliteRegistry
 
 MAX_BODY = 64 * 1024
+# the audit actor of admin API changes (``rollback_audit`` tells them from the CLI's)
+API_ACTOR = "admin-api"
 
 Handler = Callable[[Request, "GatewayState"], Awaitable[Any]]
 
@@ -32,7 +34,7 @@ Handler = Callable[[Request, "GatewayState"], Awaitable[Any]]
 def admin_actor(request: Request) -> str:
     """Who acts, for the audit log: ``admin-api:<X-Actor>`` when the client names itself."""
     named = (request.headers.get("x-actor") or "").strip()[:100]
-    return f"admin-api:{named}" if named else "admin-api"
+    return f"{API_ACTOR}:{named}" if named else API_ACTOR
 
 
 async def optional_json_object(request: Request) -> dict[str, Any]:

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.controlplane.admin_http import admin_actor
 from gateway.controlplane.responses import json_response
 from gateway.controlplane.retraining_trigger import RetrainingMonitor
-from gateway.controlplane.rollout_api import admin_actor, failure_response, json_body
+from gateway.controlplane.rollout_api import failure_response, json_body
 from gateway.errors import GatewayError
 from registry.errors import RegistryError
 

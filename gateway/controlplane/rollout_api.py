@@ -23,6 +23,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.controlplane.admin_http import admin_actor
 from gateway.controlplane.responses import error_response, json_response
 from gateway.controlplane.rollout_metrics import PrometheusRolloutMetrics
 from gateway.controlplane.rollout_store import Rollouts
@@ -34,12 +35,6 @@ if TYPE_CHECKING:
     from gateway.app import GatewayState
 
 MAX_BODY = 64 * 1024
-
-
-def admin_actor(request: Request) -> str:
-    """Who acts, for the audit log: ``X-Actor`` if the client names itself, else "admin-api"."""
-    named = (request.headers.get("x-actor") or "").strip()[:100]
-    return f"admin-api:{named}" if named else "admin-api"
 
 
 async def json_body(request: Request) -> Any:
