@@ -12,7 +12,8 @@
   the version that most recently left it, with 100 % of the traffic, stages and traffic in
   one transaction. That version is kept loaded by every worker, so this is a pointer swap;
   rolling back twice returns to where it started. Counts
-  ``modelgate_rollbacks_total{reason="manual"}``.
+  ``modelgate_rollbacks_total{reason="manual"}`` (``modelgate rollback``'s own are counted by
+  the leader from the audit log: ``rollback_audit``).
 * ``POST /admin/models/{name}/switch`` ``{"version", "reason", "force"}``: blue-green. The
   version becomes production and takes 100 % in one step; the outgoing production is
   archived as the rollback target, which keeps it loaded and warm, so ``rollback`` (or a

@@ -2,7 +2,7 @@
 
 ``gateway/app.py``'s lifespan calls ``start_lifecycle(state)`` once the first snapshot is
 published and ``stop_lifecycle(state)`` first at shutdown; ``gateway/routes.py`` appends
-``lifecycle_routes()``. Every worker process starts the same three things:
+``lifecycle_routes()``. Every worker process starts the same four things:
 
 * a ``LeaderElection`` on ``<home>/controller.lock``: exactly one process of a home folder
   leads, another takes over within ``MODELGATE_LEADER_RETRY_S`` when it dies;
@@ -11,7 +11,9 @@ published and ``stop_lifecycle(state)`` first at shutdown; ``gateway/routes.py``
 * the ``RetrainingMonitor`` (evaluates only while leading), configured from the
   ``MODELGATE_RETRAIN_*`` variables (``TriggerConfig.from_environ``) and fed by
   ``lifecycle_inputs.retraining_inputs``. It is also ``state.retraining``, which
-  ``GET|PUT /admin/models/{name}/retraining`` reads in any worker.
+  ``GET|PUT /admin/models/{name}/retraining`` reads in any worker;
+* ``ExternalRollbacks`` (counts only while leading, on the rollout tick): rollbacks made by
+  ``modelgate rollback``, which no worker answered, in ``modelgate_rollbacks_total``.
 
 A setting that cannot be parsed raises ``SettingsError`` from ``start_lifecycle``: the
 server refuses to start rather than run without its controllers. Both calls are
@@ -34,6 +36,7 @@ from gateway.controlplane.lifecycle_inputs import InputsConfig, labels_source, r
 from gateway.controlplane.lifecycle_stats import ServingStatsSource
 from gateway.controlplane.retraining_api import retraining_endpoint
 from gateway.controlplane.retraining_trigger import RetrainingMonitor, TriggerConfig
+from gateway.controlplane.rollback_audit import ExternalRollbacks
 from gateway.controlplane.rollout import RolloutController
 from gateway.controlplane.rollout_api import metrics_of, rollout_endpoint
 from gateway.controlplane.rollout_metrics import PrometheusRolloutMetrics
@@ -94,6 +97,7 @@ class Lifecycle:
     controller: RolloutController
     retraining: RetrainingMonitor
     stats: ServingStatsSource
+    rollbacks: ExternalRollbacks
 
 
 def _refresher(state: GatewayState) -> Callable[[], Awaitable[Any]]:
@@ -131,11 +135,17 @@ async def start_lifecycle(state: GatewayState) -> None:
         home=home,
         leader=leader,
     )
+    rollbacks = ExternalRollbacks(
+        state.registry, metrics.inc_rollback, leader=leader, tick_s=config.tick_s
+    )
     state.retraining = monitor  # type: ignore[attr-defined]
-    state.lifecycle = Lifecycle(config, leader, controller, monitor, stats)  # type: ignore[attr-defined]
+    state.lifecycle = Lifecycle(  # type: ignore[attr-defined]
+        config, leader, controller, monitor, stats, rollbacks
+    )
     leader.start()
     controller.start()
     monitor.start()
+    rollbacks.start()
     logger.info(
         "lifecycle: rollout tick %gs, retraining every %gs (trigger %s)",
         config.tick_s,
@@ -151,6 +161,7 @@ async def stop_lifecycle(state: GatewayState) -> None:
         return
     state.lifecycle = None  # type: ignore[attr-defined]
     try:
+        await lifecycle.rollbacks.stop()
         await lifecycle.controller.stop()
     finally:
         try:
