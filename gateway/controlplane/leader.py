@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from gateway.controlplane.background import BackgroundTask
 from gateway.errors import GatewayError
 
 logger = logging.getLogger("modelgate.leader")
@@ -61,7 +62,7 @@ class LeaderElection:
         self.path = Path(path)
         self.retry_s = retry_s
         self._fd: int | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._campaign)
         self.elected = asyncio.Event()
 
     @property
@@ -103,15 +104,10 @@ class LeaderElection:
 
     def start(self) -> None:
         """Campaign in the background until elected (idempotent); needs a running loop."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._campaign())
+        self._task.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
         self.release()
 
 

@@ -29,7 +29,6 @@ The firing status lives under ``retraining-status:<model>``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import os
@@ -44,6 +43,7 @@ from typing import Any
 
 import orjson
 
+from gateway.controlplane.background import BackgroundTask
 from gateway.controlplane.leader import FileMutex, LeaderElection
 from gateway.controlplane.retraining_delivery import RetryPolicy, Sleep, deliver
 from gateway.errors import Conflict, InputError
@@ -194,7 +194,7 @@ class RetrainingMonitor:
         self.clock = clock
         self.sleep = sleep
         self.errors: dict[str, str] = {}  # model -> last evaluation error in this process
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self.run)
 
     # --- per-model configuration -------------------------------------------------
     async def overrides(self, model: str) -> dict[str, Any]:
@@ -364,12 +364,7 @@ class RetrainingMonitor:
                 await asyncio.sleep(min(self.config.evaluate_every_s, self.leader.retry_s))
 
     def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self.run())
+        self._task.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()

@@ -18,12 +18,12 @@ when the registry's generation moved.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gateway.controlplane.admin_http import API_ACTOR
+from gateway.controlplane.background import BackgroundTask
 
 if TYPE_CHECKING:
     from gateway.controlplane.leader import LeaderElection
@@ -60,7 +60,7 @@ class ExternalRollbacks:
         self.tick_s = tick_s
         self._cursor: int | None = None  # newest rollback row seen; None: not looked yet
         self._generation: int | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._run)
 
     async def tick(self) -> int:
         """One look at the audit log; how many rollbacks it counted."""
@@ -97,12 +97,7 @@ class ExternalRollbacks:
             await asyncio.sleep(self.tick_s)
 
     def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()

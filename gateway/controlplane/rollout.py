@@ -44,11 +44,11 @@ settings are kept, a shadow of the champion or candidate is dropped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from gateway.controlplane.background import BackgroundTask
 from gateway.controlplane.leader import LeaderElection
 from gateway.controlplane.rollout_state import RolloutState
 from gateway.controlplane.rollout_store import ACTOR, NoRollout, Rollouts
@@ -140,7 +140,7 @@ class RolloutController:
         # the generation at which the last tick found nothing to drive: until the registry
         # changes, a tick has nothing to read (a rollout is started by a registry write)
         self._idle_generation: int | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self.run)
 
     async def tick(self) -> None:
         """One pass over every model; a failure on one model is logged, never raised."""
@@ -261,12 +261,7 @@ class RolloutController:
             await asyncio.sleep(self.tick_s)
 
     def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self.run())
+        self._task.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
