@@ -12,15 +12,20 @@ PRAGMAs (set on every connection):
   free while an acknowledged rollback that silently vanishes is not.
 
 Pending migrations run in one ``BEGIN IMMEDIATE`` transaction, so two processes opening a
-fresh registry at once apply every migration exactly once. A database whose
-``schema_version`` is newer than ``MIGRATIONS`` raises SchemaError: old code must not
-write to a layout it does not know.
+fresh registry at once apply every migration exactly once. Before that, switching a fresh
+file to WAL needs an exclusive lock, and SQLite answers "database is locked" at once, without
+the busy handler, while the other process holds it; ``apply_pragmas`` retries that for up to
+``BUSY_TIMEOUT_MS`` (two processes opening a new registry together failed ~1 time in 20).
+A database whose ``schema_version`` is newer than ``MIGRATIONS`` raises SchemaError: old
+code must not write to a layout it does not know.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
+import time
 from datetime import UTC, datetime
 
 import aiosqlite
@@ -132,8 +137,18 @@ def utc_now() -> str:
 
 
 async def apply_pragmas(db: aiosqlite.Connection) -> None:
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     for pragma in PRAGMAS:
-        await db.execute(pragma)
+        delay = 0.005
+        while True:
+            try:
+                await db.execute(pragma)
+                break
+            except sqlite3.OperationalError as exc:  # see the module docstring
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 0.1)
 
 
 async def _tables(db: aiosqlite.Connection) -> set[str]:
