@@ -376,7 +376,15 @@ async def test_a_rollout_resumes_at_its_step_after_a_restart(home: Path) -> None
         # 2 s per step: enough requests per interval even on a busy 2-core machine
         "interval_s": 2.0,
         "min_requests": 15,
-        "thresholds": THRESHOLDS,
+        # the two versions are different models: on a few dozen random rows per step their
+        # predicted-class PSI and low-confidence rates differ by chance often enough to fail
+        # an analysis now and then (one CI run); what a restart could break is the resumed
+        # step, errors and latency, which keep their limits (as in the crash-survival test)
+        "thresholds": {
+            **THRESHOLDS,
+            "max_prediction_psi": 100.0,
+            "max_low_confidence_increase": 1.0,
+        },
     }
     async with running_gateway(home) as gw:
         http = gw.http
@@ -412,7 +420,7 @@ async def test_a_rollout_resumes_at_its_step_after_a_restart(home: Path) -> None
             await traffic.stop()
 
     assert done["status"] == "promoted", done
-    assert done["id"] == before["id"] and done["failures"] == 0
+    assert done["id"] == before["id"] and done["failures"] == 0, done["history"]
     # step 1 was analysed once, before the restart; the resumed rollout went on from step 2
     assert [e["step"] for e in done["history"]] == [1, 2, 3]
     stages, weights, audit = await registry_view(home)
