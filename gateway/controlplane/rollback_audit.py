@@ -79,10 +79,7 @@ class ExternalRollbacks:
                 if row.model is not None and not counted_by_the_api(row.actor):
                     self.count(row.model, "manual")
                     counted += 1
-        if rows:
-            self._cursor = max(rows[0].id, self._cursor or 0)
-        elif self._cursor is None:
-            self._cursor = 0
+        self._cursor = max(rows[0].id if rows else 0, self._cursor or 0)
         # a row committed after the generation was read is seen again next time, and
         # skipped by the cursor: nothing is counted twice
         self._generation = generation
