@@ -27,7 +27,7 @@ import uvloop
 from uvicorn.server import ServerState
 
 from gateway.app import create_app
-from gateway.dataplane.http_fastpath import GatewayHttpProtocol
+from gateway.dataplane.http.fastpath import GatewayHttpProtocol
 from gateway.settings import Settings
 
 BODIES = Path(__file__).parent / ".work" / "bodies.jsonl"

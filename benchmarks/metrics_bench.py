@@ -50,7 +50,7 @@ def _inputs(n: int = 1024) -> tuple[list[int], list[int], list[np.ndarray], list
 def _strategies(registry: Any) -> dict[str, Callable[[int], int]]:
     from prometheus_client import CollectorRegistry
 
-    from gateway.monitoring.metrics_families import ROUTE_WEIGHTED, MetricFamilies
+    from gateway.monitoring.metrics.families import ROUTE_WEIGHTED, MetricFamilies
 
     req_ns, inf_ns, cls, conf = _inputs()
     mask = len(req_ns) - 1
@@ -155,7 +155,7 @@ def _strategies(registry: Any) -> dict[str, Callable[[int], int]]:
 
 
 def _batch_paths(registry: Any, calls: int, reps: int) -> list[dict[str, Any]]:
-    from gateway.monitoring import metrics_variant
+    from gateway.monitoring.metrics import variant as metrics_variant
 
     vm = registry.bind_variant("bench-batch", "1.0.0", CLASSES)
     default = metrics_variant.NUMPY_ROWS
@@ -180,7 +180,7 @@ def _batch_paths(registry: Any, calls: int, reps: int) -> list[dict[str, Any]]:
 
 
 def measure(calls: int, reps: int) -> dict[str, Any]:
-    from gateway.monitoring.prometheus import get_metrics
+    from gateway.monitoring.metrics.prometheus import get_metrics
 
     registry = get_metrics()  # multiprocess when PROMETHEUS_MULTIPROC_DIR is set
     strategies = _strategies(registry)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmarks.models import build_model, dataset, feature_names
 
-REQUIRED_MODULES = ("registry.sqlite_store", "converters.publish", "gateway.cli.main")
+REQUIRED_MODULES = ("registry.sqlite.store", "converters.publish", "gateway.cli.main")
 
 
 def modelgate_missing() -> str | None:
@@ -56,7 +56,7 @@ async def _populate(
     from converters.publish import publish
     from registry.home import resolve_home
     from registry.models import Deployment, Route, Shadow, Stage
-    from registry.sqlite_store import open_registry
+    from registry.sqlite.store import open_registry
 
     routed = [version for version, _ in routes] or ["1.0.0"]
     versions = routed + [version for version, _ in shadow]

@@ -146,7 +146,7 @@ def build_demo_home(home: Path) -> None:
 def model_metadata(home: Path, model: str | None) -> tuple[str, dict[str, Any]]:
     """The model to drive (the first in production unless named) and what requests need."""
     from gateway.cli.serve_command import example_instance
-    from registry.sqlite_store import open_registry
+    from registry.sqlite.store import open_registry
 
     async def read() -> tuple[str, dict[str, Any]]:
         registry = await open_registry(home)

@@ -51,7 +51,7 @@ def integrity(database: Path) -> str:
 
 async def registry_facts(home: Path, model: str, actor: str) -> dict[str, Any]:
     """Production versions, the stored deployment, and the driver's audit entries."""
-    from registry.sqlite_store import open_registry
+    from registry.sqlite.store import open_registry
 
     registry = await open_registry(home)
     try:

@@ -59,7 +59,7 @@ GUARD_S = 0.1
 FACTORY = """
 from starlette.routing import Route
 from gateway.app import create_app_from_env
-from gateway.controlplane.admin_routes import admin_routes
+from gateway.admin.routes import admin_routes
 
 def create():
     app = create_app_from_env()
@@ -82,7 +82,7 @@ async def _prepare_home(home: Path) -> bytes:
     """Register the demo; return one request body (a plausible named row)."""
     from converters.demo import register_demo
     from gateway.cli.serve_command import example_instance
-    from registry.sqlite_store import open_registry
+    from registry.sqlite.store import open_registry
 
     registry = await open_registry(home)
     try:

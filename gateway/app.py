@@ -28,23 +28,23 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.controlplane.auth import AdminAuth, resolve_admin_token
-from gateway.controlplane.lifecycle_tasks import start_lifecycle, stop_lifecycle
-from gateway.controlplane.monitoring_binder import Monitoring, shared_feedback_dir
-from gateway.controlplane.monitoring_timers import start_monitoring, stop_monitoring
-from gateway.controlplane.publisher import Publisher
-from gateway.controlplane.responses import error_response
-from gateway.controlplane.watcher import GenerationWatcher
-from gateway.dataplane.asgi import Receive, Scope, Send
-from gateway.dataplane.feedback import FeedbackStore
+from gateway.admin.auth import AdminAuth, resolve_admin_token
+from gateway.admin.responses import error_response
+from gateway.dataplane.feedback.store import FeedbackStore
+from gateway.dataplane.http.asgi import Receive, Scope, Send
 from gateway.dataplane.shadow import ShadowMirror
 from gateway.dataplane.snapshot import SnapshotHolder
 from gateway.errors import GatewayError, status_for
-from gateway.monitoring.prometheus import MetricsRegistry
+from gateway.lifecycle import start_lifecycle, stop_lifecycle
+from gateway.monitoring.binder import Monitoring, shared_feedback_dir
+from gateway.monitoring.metrics.prometheus import MetricsRegistry
+from gateway.monitoring.timers import start_monitoring, stop_monitoring
 from gateway.routes import HotPaths, build_routes
+from gateway.serving.publisher import Publisher
+from gateway.serving.watcher import GenerationWatcher
 from gateway.settings import Settings
 from registry.errors import RegistryError
-from registry.sqlite_store import SqliteRegistry, open_registry
+from registry.sqlite.store import SqliteRegistry, open_registry
 
 logger = logging.getLogger("modelgate.app")
 

@@ -12,25 +12,25 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute, Route
 
-from gateway.controlplane.admin_routes import admin_routes
-from gateway.controlplane.drift_api import drift_endpoint
-from gateway.controlplane.health_api import health_endpoint
-from gateway.controlplane.lifecycle_tasks import lifecycle_routes
-from gateway.controlplane.monitoring_binder import MetricsRoute
-from gateway.controlplane.repository_api import (
+from gateway.admin.repository import (
     index_endpoint,
     load_endpoint,
     unload_endpoint,
 )
-from gateway.controlplane.shadow_api import shadow_endpoint
-from gateway.dataplane.endpoints_infer import InferenceEndpoint
-from gateway.dataplane.endpoints_meta import (
+from gateway.admin.routes import admin_routes
+from gateway.dataplane.endpoints.infer import InferenceEndpoint
+from gateway.dataplane.endpoints.meta import (
     LiveEndpoint,
     ModelMetadataEndpoint,
     ReadyEndpoint,
     ServerMetadataEndpoint,
 )
-from gateway.dataplane.feedback_endpoint import FeedbackEndpoint
+from gateway.dataplane.feedback.endpoint import FeedbackEndpoint
+from gateway.lifecycle import lifecycle_routes
+from gateway.monitoring.binder import MetricsRoute
+from gateway.monitoring.drift_api import drift_endpoint
+from gateway.monitoring.health_api import health_endpoint
+from gateway.monitoring.shadow_api import shadow_endpoint
 from gateway.openapi.endpoints import documentation_endpoints
 
 if TYPE_CHECKING:

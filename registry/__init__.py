@@ -32,7 +32,7 @@ from registry.models import (
     Stage,
 )
 from registry.semver import SemVer
-from registry.sqlite_store import SqliteRegistry, open_registry
+from registry.sqlite.store import SqliteRegistry, open_registry
 from registry.stages import check_transition, parse_stage
 
 __all__ = [

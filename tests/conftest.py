@@ -21,7 +21,7 @@ async def _build_zoo(root: Path) -> None:
 
     from converters import publish
     from registry.models import Stage
-    from registry.sqlite_store import open_registry
+    from registry.sqlite.store import open_registry
 
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(300, 4)).astype(np.float32), columns=["a", "b", "c", "d"])

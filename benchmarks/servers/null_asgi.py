@@ -7,7 +7,7 @@ Compare with ``null_protocol`` (same parser, no ASGI) on the same machine, alter
     wrk -t1 -c64 -d6s -s benchmarks/wrk_post.lua http://127.0.0.1:8814/x \\
         -- benchmarks/.work/bodies.jsonl
 
-This is why ``gateway/dataplane/http_fastpath.py`` answers inference requests without ASGI.
+This is why ``gateway/dataplane/http/fastpath.py`` answers inference requests without ASGI.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
 
 Options left out keep their current value (``--route`` replaces all routes, ``--shadow``
 all shadows; ``--shadow none`` and ``--challenger none`` clear them). The same checks and
-transaction as the admin API apply (``gateway.controlplane.admin_changes``); a running
+transaction as the admin API apply (``gateway.changes.apply``); a running
 server picks the change up through its generation watcher, the path every worker uses.
 With no server to verify the swap, a version the change newly sends traffic to is loaded
 once as a trial first, and the change is refused with nothing written if it cannot load.
@@ -20,11 +20,11 @@ import argparse
 import os
 from typing import Any
 
+from gateway.changes.apply import AdminChanges, traffic_view
 from gateway.cli.common import actor, common_options, home_of, opened_registry
 from gateway.cli.output import CLIError, print_json, print_table
-from gateway.controlplane.admin_changes import AdminChanges, traffic_view
-from gateway.controlplane.admin_state import effective_weights, read_model_state
 from gateway.errors import GatewayError
+from gateway.serving.model_state import effective_weights, read_model_state
 from gateway.settings import Settings, SettingsError
 
 NONE = "none"

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from registry.home import HomePaths, resolve_home
-from registry.sqlite_store import SqliteRegistry, open_registry
+from registry.sqlite.store import SqliteRegistry, open_registry
 
 
 def common_options(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:

@@ -64,7 +64,7 @@ def _load(path: str) -> tuple[Any, str]:
 
 
 def _write(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
-    from gateway.lifecycle.report_html import write_html_report
+    from gateway.evaluation.report_html import write_html_report
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -130,8 +130,8 @@ def _print_summary(report: dict[str, Any], json_path: Path, html_path: Path) -> 
 
 
 async def run_evaluate(args: argparse.Namespace) -> int:
-    from gateway.lifecycle.errors import EvaluationError
-    from gateway.lifecycle.evaluation import evaluate
+    from gateway.evaluation.errors import EvaluationError
+    from gateway.evaluation.evaluator import evaluate
 
     frame, fingerprint = _load(args.data)
     if args.label not in frame.columns:

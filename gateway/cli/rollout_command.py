@@ -18,9 +18,9 @@ from typing import Any
 
 from gateway.cli.common import actor, common_options, home_of, opened_registry
 from gateway.cli.output import CLIError, print_json, print_mapping, print_table
-from gateway.controlplane.rollout_state import RolloutState
-from gateway.controlplane.rollout_store import Rollouts
 from gateway.errors import GatewayError
+from gateway.rollout.state import RolloutState
+from gateway.rollout.store import Rollouts
 
 
 def _threshold(text: str) -> tuple[str, float]:

@@ -21,14 +21,14 @@ from typing import Any
 
 import orjson
 
+from gateway.admin.auth import resolve_admin_token
 from gateway.cli.common import actor, common_options
 from gateway.cli.output import CLIError
-from gateway.controlplane.auth import resolve_admin_token
-from gateway.dataplane.http_fastpath import GatewayHttpProtocol
-from gateway.monitoring.metrics_multiproc import ENV_VAR as MULTIPROC_ENV
-from gateway.monitoring.metrics_multiproc import prepare_multiprocess_dir
+from gateway.dataplane.http.fastpath import GatewayHttpProtocol
+from gateway.monitoring.metrics.multiproc import ENV_VAR as MULTIPROC_ENV
+from gateway.monitoring.metrics.multiproc import prepare_multiprocess_dir
 from gateway.settings import Settings, SettingsError
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 APP_FACTORY = "gateway.app:create_app_from_env"
 
@@ -169,6 +169,6 @@ def shared_directory() -> Path | None:
         directory = prepare_multiprocess_dir(created / "metrics")
     os.environ[MULTIPROC_ENV] = str(directory)
     # one string-hash seed for every worker (still random per run): the shared feedback
-    # tables are keyed by the request id's hash() (gateway.dataplane.feedback)
+    # tables are keyed by the request id's hash() (gateway.dataplane.feedback.store)
     os.environ.setdefault("PYTHONHASHSEED", str(secrets.randbelow(2**32 - 1) + 1))
     return created

@@ -2,7 +2,7 @@
 
 The gate applies when the current production version has a stored evaluation (``modelgate
 evaluate``): the candidate must then have one on the same dataset and pass
-``gateway.lifecycle.gates.check_promotion``. With no production evaluation there is nothing
+``gateway.evaluation.gates.check_promotion``. With no production evaluation there is nothing
 to compare against and the promotion goes ahead (a fresh model).
 
 A refusal is a ``CLIError`` naming every reason. ``--force --reason TEXT`` overrides it:
@@ -17,7 +17,7 @@ import dataclasses
 from typing import Any
 
 from gateway.cli.output import CLIError
-from gateway.lifecycle.gates import GateResult, GateTolerances, check_promotion
+from gateway.evaluation.gates import GateResult, GateTolerances, check_promotion
 from registry.base import RegistryStore
 from registry.models import Deployment, ModelVersion, Route, Stage
 

@@ -1,0 +1,1 @@
+"""The request path: routing, codecs, batching, onnxruntime runs, shadows (no control plane)."""

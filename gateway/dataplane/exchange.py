@@ -23,7 +23,10 @@ from collections.abc import Callable
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
-from gateway.dataplane.asgi import (
+from gateway.dataplane.codecs.binary import parse_header_length
+from gateway.dataplane.codecs.oip import decode_infer_request, encode_infer_response
+from gateway.dataplane.codecs.predict import decode_predict_request, encode_predict_response
+from gateway.dataplane.http.asgi import (
     H_HEADER_LENGTH,
     H_MODEL_VERSION,
     H_REQUEST_ID,
@@ -40,9 +43,6 @@ from gateway.dataplane.asgi import (
     error_body,
     new_request_id,
 )
-from gateway.dataplane.codec_binary import parse_header_length
-from gateway.dataplane.codec_oip import decode_infer_request, encode_infer_response
-from gateway.dataplane.codec_predict import decode_predict_request, encode_predict_response
 from gateway.dataplane.routing import RULE_WEIGHTED, choose
 from gateway.dataplane.runner import Outputs
 from gateway.errors import GatewayError, ModelNotFound

@@ -21,7 +21,7 @@ from hashlib import blake2b
 
 from gateway.dataplane.snapshot import ModelRoute, Variant
 from gateway.errors import ModelNotFound, ModelNotReady
-from gateway.monitoring import metrics_families as _families
+from gateway.monitoring.metrics import families as _families
 
 # the routing rule that chose a version: the metrics' ``route`` label index
 RULE_URL = _families.ROUTE_URL

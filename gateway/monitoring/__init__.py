@@ -1,0 +1,1 @@
+"""Monitoring of served versions: drift and health statistics, live windows, metrics, reports."""

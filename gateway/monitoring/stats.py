@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from gateway.monitoring.kolmogorov import kolmogorov_sf
-from gateway.monitoring.special import chi2_sf
+from gateway.monitoring.special_functions import chi2_sf
 
 PSI_EPS = 1e-4
 # Frequency given to a category the reference never saw (before renormalising), so the

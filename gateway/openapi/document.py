@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.dataplane.endpoints_meta import SERVER_NAME, server_version
+from gateway.dataplane.endpoints.meta import SERVER_NAME, server_version
 from gateway.openapi.paths_admin import admin_paths
 from gateway.openapi.paths_data import data_paths
 from gateway.openapi.schemas import SCHEMAS

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from gateway.dataplane.asgi import Receive, Scope, Send, respond
+from gateway.dataplane.http.asgi import Receive, Scope, Send, respond
 from gateway.openapi.document import build_document
 
 METHODS = ("get", "put", "post", "delete")

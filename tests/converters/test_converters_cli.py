@@ -16,7 +16,7 @@ from sklearn.neighbors import NearestCentroid
 
 from gateway.cli.main import main
 from registry.home import HomePaths
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 
 @pytest.fixture

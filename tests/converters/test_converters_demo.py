@@ -16,7 +16,7 @@ from converters.demo_data import (
 )
 from registry.home import HomePaths
 from registry.models import Stage
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 
 def test_dataset_is_seeded_and_realistic():

@@ -12,7 +12,7 @@ from converters import ConversionError, ParityError, publish
 from converters.runner import feeds
 from registry.errors import InvalidVersion, VersionExists
 from registry.home import HomePaths
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 
 @pytest.fixture

@@ -324,7 +324,7 @@ class ReadRecorder(dict):
 
 
 def test_env_example_lists_every_setting_with_its_default(deploy_dir: Path) -> None:
-    from gateway.controlplane.lifecycle_tasks import LifecycleConfig
+    from gateway.lifecycle import LifecycleConfig
 
     active, commented = env_example(deploy_dir)
     assert not set(active) & set(commented)

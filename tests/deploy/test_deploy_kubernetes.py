@@ -259,7 +259,7 @@ def test_settings_and_admin_token_wiring(kinds: dict[str, Any], overlay: str) ->
 def test_shipped_secret_lets_the_gateway_generate_the_token(
     kinds: dict[str, Any], tmp_path: Path
 ) -> None:
-    from gateway.controlplane.auth import resolve_admin_token
+    from gateway.admin.auth import resolve_admin_token
 
     value = kinds["single"]["Secret"]["stringData"]["admin-token"]
     assert value == "", "never ship a usable admin token in the repository"

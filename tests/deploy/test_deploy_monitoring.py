@@ -57,7 +57,7 @@ def series_labels() -> dict[str, set[str]]:
 
 
 SERIES = series_labels()
-# Exported by the gateway beyond the design's list (gateway/controlplane/rollout_metrics.py);
+# Exported by the gateway beyond the design's list (gateway/rollout/metrics.py);
 # the dashboard may use them, the contract table above stays the design's.
 EXTRA_SERIES: dict[str, set[str]] = {"modelgate_rollout_step": {"model"}}
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or"}
@@ -137,7 +137,7 @@ def test_contract_table_matches_the_gateway_metrics() -> None:
     from prometheus_client.metrics import MetricWrapperBase
     from prometheus_client.parser import text_string_to_metric_families
 
-    from gateway.monitoring.metrics_families import MetricFamilies
+    from gateway.monitoring.metrics.families import MetricFamilies
 
     registry = CollectorRegistry()
     families = [
@@ -162,7 +162,7 @@ def test_contract_table_matches_the_gateway_metrics() -> None:
 def test_extra_series_are_the_gateway_rollout_gauge() -> None:
     from prometheus_client import CollectorRegistry
 
-    from gateway.controlplane.rollout_metrics import rollout_step_gauge
+    from gateway.rollout.metrics import rollout_step_gauge
 
     registry = CollectorRegistry()
     gauge = rollout_step_gauge(registry)

@@ -14,7 +14,7 @@ import pytest
 from gateway.app import create_app
 from gateway.settings import Settings
 from registry.models import Deployment, Route, Shadow, Stage
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 ROW = {"instances": [[0.5, -1.0, 0.25, 2.0]]}
 TOKEN = "s3cret-token"

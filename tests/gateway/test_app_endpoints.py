@@ -12,7 +12,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 ROWS = np.array([[0.5, -1.0, 0.25, 2.0], [-0.3, 0.8, -1.5, 0.1], [1.2, 0.4, 0.0, -0.7]], np.float32)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.controlplane.auth import AdminAuth, read_or_create_token, resolve_admin_token
+from gateway.admin.auth import AdminAuth, read_or_create_token, resolve_admin_token
 from gateway.settings import _ENV, Settings, SettingsError
 
 

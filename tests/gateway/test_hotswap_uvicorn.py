@@ -22,7 +22,7 @@ import pytest
 from gateway.cli import admin_commands
 from gateway.cli import main as cli_main
 from gateway.settings import Settings
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 from tests.support.gateway_process import GatewayProcess, free_port
 
 TOKEN = "hotswap-token"

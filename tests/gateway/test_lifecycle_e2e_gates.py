@@ -21,7 +21,7 @@ import pytest
 
 from gateway.cli.main import main
 from registry.models import Stage
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 MODEL = "credit"
 PRODUCTION, WORSE, BETTER, UNEVALUATED = "1.0.0", "1.1.0", "1.2.0", "1.3.0"

@@ -36,10 +36,10 @@ import pytest
 from starlette.routing import Route as StarletteRoute
 
 from gateway.app import create_app
-from gateway.controlplane.lifecycle_tasks import lifecycle_routes, start_lifecycle, stop_lifecycle
+from gateway.lifecycle import lifecycle_routes, start_lifecycle, stop_lifecycle
 from gateway.settings import Settings
 from registry.models import Stage
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 TOKEN = "webhook-e2e-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}

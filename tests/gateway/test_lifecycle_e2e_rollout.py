@@ -35,11 +35,11 @@ import pytest
 from starlette.routing import Route as StarletteRoute
 
 from gateway.app import create_app
-from gateway.controlplane.lifecycle_tasks import lifecycle_routes, start_lifecycle, stop_lifecycle
-from gateway.monitoring.prometheus import get_metrics
+from gateway.lifecycle import lifecycle_routes, start_lifecycle, stop_lifecycle
+from gateway.monitoring.metrics.prometheus import get_metrics
 from gateway.settings import Settings
 from registry.models import Deployment, Route, Stage
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 MODEL = "churn"
 CHAMPION, GOOD, BROKEN, WRONG = "1.0.0", "1.1.0", "1.2.0", "1.3.0"

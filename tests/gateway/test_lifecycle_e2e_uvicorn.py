@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from registry.models import Stage
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 from tests.support.gateway_process import GatewayProcess
 
 MODEL, CHAMPION, CANDIDATE = "churn", "1.0.0", "1.1.0"

@@ -16,10 +16,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app
-from gateway.monitoring.prometheus import MetricsRegistry
+from gateway.monitoring.metrics.prometheus import MetricsRegistry
 from gateway.settings import Settings
 from registry.models import Stage
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 TOKEN = "reports-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}

@@ -20,7 +20,7 @@ import pytest
 import tritonclient.http as triton
 
 from registry.models import Stage
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 from tests.support.gateway_process import GatewayProcess
 
 ROWS = np.array([[0.5, -1.0, 0.25, 2.0], [-0.3, 0.8, -1.5, 0.1], [1.2, 0.4, 0.0, -0.7]], np.float32)

@@ -13,7 +13,7 @@ import pytest
 
 from registry.home import HomePaths
 from registry.models import NewVersion
-from registry.sqlite_store import SqliteRegistry, open_registry
+from registry.sqlite.store import SqliteRegistry, open_registry
 
 
 @pytest.fixture

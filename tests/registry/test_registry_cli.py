@@ -18,7 +18,7 @@ from gateway.cli import registry_commands
 from gateway.cli.output import CLIError
 from registry.errors import RegistryError
 from registry.models import NewVersion, Stage
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 
 def run(argv: Sequence[str]) -> int:

@@ -8,8 +8,8 @@ import pytest
 
 from registry.errors import RegistryError
 from registry.models import Deployment, Route, Stage
-from registry.sqlite_direct import run_to_completion
-from registry.sqlite_store import SqliteRegistry
+from registry.sqlite.direct import run_to_completion
+from registry.sqlite.store import SqliteRegistry
 
 
 async def test_a_direct_write_is_one_transaction_seen_by_the_other_connection(
@@ -59,7 +59,7 @@ def test_a_body_that_suspends_is_refused():
 
 
 async def test_writes_after_close_are_refused(home, new_version):
-    from registry.sqlite_store import open_registry
+    from registry.sqlite.store import open_registry
 
     store = await open_registry(home)
     await store.register_version("churn", new_version(), version="1.0.0")

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from registry.home import HomePaths
 from registry.models import NewVersion
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 KILLED_BEFORE_COMMIT = """
 import asyncio, os, signal, sys
-from registry import sqlite_ops
+from registry.sqlite import ops as sqlite_ops
 from registry.models import NewVersion
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 async def main():
     store = await open_registry(sys.argv[1])
@@ -46,7 +46,7 @@ FULL_DISK = """
 import asyncio, hashlib, json, os, resource, signal, sys
 from registry.errors import RegistryError
 from registry.models import NewVersion
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 async def main():
     store = await open_registry(sys.argv[1])
@@ -73,7 +73,7 @@ asyncio.run(main())
 WRITER = """
 import asyncio, json, os, sys, time
 from registry.models import NewVersion
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 async def main():
     home, name, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -97,7 +97,7 @@ asyncio.run(main())
 
 OPENER = """
 import asyncio, sys
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 async def main():
     await (await open_registry(sys.argv[1])).close()

@@ -4,7 +4,7 @@ import inspect
 
 import registry
 from registry.base import RegistryStore
-from registry.sqlite_store import SqliteRegistry
+from registry.sqlite.store import SqliteRegistry
 
 
 def test_all_is_explicit_sorted_and_importable() -> None:

@@ -8,7 +8,7 @@ import pytest
 from registry.errors import SchemaError
 from registry.home import HomePaths
 from registry.schema import LATEST, MIGRATIONS
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 TABLES = {"models", "versions", "aliases", "deployments", "audit", "meta", "state"}
 

@@ -8,7 +8,7 @@ import pytest
 
 from registry.errors import NotFound, RegistryError, StaleRead
 from registry.models import Route, Stage
-from registry.sqlite_store import SqliteRegistry
+from registry.sqlite.store import SqliteRegistry
 
 
 async def test_the_view_matches_the_per_call_reads(registry: SqliteRegistry, new_version):
@@ -73,7 +73,7 @@ async def test_the_view_sees_each_committed_change(registry: SqliteRegistry, new
 
 
 async def test_a_closed_registry_refuses_views(home, new_version):
-    from registry.sqlite_store import open_registry
+    from registry.sqlite.store import open_registry
 
     store = await open_registry(home)
     await store.close()
@@ -83,7 +83,7 @@ async def test_a_closed_registry_refuses_views(home, new_version):
 
 
 async def test_generation_follows_commits_from_another_connection(home, registry, new_version):
-    from registry.sqlite_store import open_registry
+    from registry.sqlite.store import open_registry
 
     other = await open_registry(home)
     try:

@@ -27,7 +27,7 @@ from onnx import TensorProto, helper
 from gateway.app import create_app
 from gateway.settings import Settings
 from registry.models import Deployment, NewVersion, Shadow, Stage
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 TOKEN = "faults-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

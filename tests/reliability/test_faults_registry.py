@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 from tests.support.gateway_process import GatewayProcess
 
 ROW = {"instances": [[0.5, -1.0, 0.25, 2.0]]}

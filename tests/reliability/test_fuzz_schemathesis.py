@@ -40,7 +40,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from gateway.openapi.document import build_document
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 from tests.support.gateway_process import GatewayProcess
 
 TOKEN = "fuzz-token"

@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.dataplane.codec_binary import parse_header_length, split_body
-from gateway.dataplane.codec_oip import decode_infer_request
-from gateway.dataplane.codec_predict import decode_predict_request
+from gateway.dataplane.codecs.binary import parse_header_length, split_body
+from gateway.dataplane.codecs.oip import decode_infer_request
+from gateway.dataplane.codecs.predict import decode_predict_request
 from gateway.dataplane.signature import ModelSignature
 from gateway.errors import InputError
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.controlplane.auth import AdminAuth
+from gateway.admin.auth import AdminAuth
 from registry.artifacts import ArtifactStore
 from registry.errors import RegistryError
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 from tests.support.gateway_process import GatewayProcess
 
 TOKEN = "s3cr3t-Admin-Token-0123456789"

@@ -13,10 +13,10 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from gateway.admin.routes import admin_routes
 from gateway.app import create_app
-from gateway.controlplane.admin_routes import admin_routes
 from gateway.settings import Settings
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 ADMIN_TOKEN = "admin-test-token"
 ROW = {"instances": [[0.5, -1.0, 0.25, 2.0]]}

@@ -3,7 +3,7 @@ model views, traffic, switch, rollback, gated promotion, audit."""
 
 from __future__ import annotations
 
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 CANARY = {
     "routes": [{"version": "1.0.0", "weight": 90}, {"version": "1.1.0", "weight": 10}],
@@ -213,7 +213,7 @@ async def test_audit_filters_and_bad_queries(admin_gw):
 
 
 async def test_changes_are_refused_while_a_rollout_runs(admin_gw):
-    from gateway.controlplane.rollout_store import Rollouts
+    from gateway.rollout.store import Rollouts
 
     registry = await open_registry(admin_gw.home)
     try:

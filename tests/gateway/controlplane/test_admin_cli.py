@@ -9,7 +9,7 @@ import pytest
 
 from gateway.cli import admin_commands
 from gateway.cli import main as cli_main
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ import pytest
 from starlette.routing import Route
 
 from registry.models import NewVersion, Stage
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 ONE = [{"version": "1.0.0", "weight": 100}]
 

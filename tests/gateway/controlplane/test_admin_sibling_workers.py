@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 from .conftest import ADMIN_TOKEN, ROW, with_admin_routes
 

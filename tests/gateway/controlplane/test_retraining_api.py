@@ -12,13 +12,13 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from gateway.controlplane.auth import AdminAuth
-from gateway.controlplane.retraining_api import retraining_endpoint
-from gateway.controlplane.retraining_trigger import RetrainingMonitor, TriggerConfig
-from gateway.lifecycle.retraining import REASONS, RetrainingInputs
+from gateway.admin.auth import AdminAuth
+from gateway.retraining.api import retraining_endpoint
+from gateway.retraining.policy import REASONS, RetrainingInputs
+from gateway.retraining.trigger import RetrainingMonitor, TriggerConfig
 from gateway.settings import Settings
 from registry.models import NewVersion, Stage
-from registry.sqlite_store import SqliteRegistry, open_registry
+from registry.sqlite.store import SqliteRegistry, open_registry
 
 TOKEN = "retraining-test-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}

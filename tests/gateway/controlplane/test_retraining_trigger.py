@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.controlplane.retraining_delivery import RetryPolicy
-from gateway.controlplane.retraining_trigger import RetrainingMonitor, TriggerConfig
 from gateway.errors import Conflict, InputError
-from gateway.lifecycle.retraining import RetrainingInputs
+from gateway.retraining.delivery import RetryPolicy
+from gateway.retraining.policy import RetrainingInputs
+from gateway.retraining.trigger import RetrainingMonitor, TriggerConfig
 from registry.home import HomePaths
 from registry.models import NewVersion, Stage
-from registry.sqlite_store import SqliteRegistry, open_registry
+from registry.sqlite.store import SqliteRegistry, open_registry
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 TRAINED = (NOW - timedelta(days=3)).date().isoformat()

@@ -7,13 +7,13 @@ import asyncio
 
 import pytest
 
+from gateway.changes.apply import AdminChanges
 from gateway.cli import admin_commands
 from gateway.cli import main as cli_main
-from gateway.controlplane.admin_changes import AdminChanges
-from gateway.controlplane.leader import LeaderElection
-from gateway.controlplane.rollback_audit import ExternalRollbacks, counted_by_the_api
-from gateway.controlplane.rollout_api import metrics_of
-from registry.sqlite_store import open_registry
+from gateway.coordination.leader import LeaderElection
+from gateway.rollout.api import metrics_of
+from gateway.rollout.external_rollbacks import ExternalRollbacks, counted_by_the_api
+from registry.sqlite.store import open_registry
 
 
 def test_the_api_actors_are_recognised():

@@ -12,11 +12,11 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from gateway.controlplane.auth import AdminAuth
-from gateway.controlplane.rollout_api import rollout_endpoint
+from gateway.admin.auth import AdminAuth
+from gateway.rollout.api import rollout_endpoint
 from gateway.settings import Settings
 from registry.models import NewVersion, Stage
-from registry.sqlite_store import SqliteRegistry, open_registry
+from registry.sqlite.store import SqliteRegistry, open_registry
 
 TOKEN = "rollout-test-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
-from gateway.lifecycle.canary import (
+from gateway.rollout.checks import (
     FAIL,
     INSUFFICIENT,
     PASS,
@@ -25,7 +25,7 @@ from gateway.lifecycle.canary import (
     run_checks,
     verdict,
 )
-from gateway.lifecycle.canary_significance import excess_p_value, homogeneity_p_value
+from gateway.rollout.significance import excess_p_value, homogeneity_p_value
 
 T = CanaryThresholds()
 

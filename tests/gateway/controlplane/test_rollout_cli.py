@@ -11,7 +11,7 @@ import pytest
 from gateway.cli import main as cli_main
 from gateway.cli import rollout_command
 from registry.models import NewVersion, Stage
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 
 @pytest.fixture(autouse=True)

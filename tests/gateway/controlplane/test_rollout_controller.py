@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from gateway.controlplane.leader import LeaderElection
-from gateway.controlplane.rollout import RolloutController, Rollouts
-from gateway.controlplane.rollout_metrics import PrometheusRolloutMetrics
-from gateway.controlplane.rollout_state import ROLLED_BACK, RolloutState
-from gateway.lifecycle.canary import VariantIntervalStats
-from gateway.monitoring.prometheus import MetricsRegistry
+from gateway.coordination.leader import LeaderElection
+from gateway.monitoring.metrics.prometheus import MetricsRegistry
+from gateway.rollout.checks import VariantIntervalStats
+from gateway.rollout.controller import RolloutController, Rollouts
+from gateway.rollout.metrics import PrometheusRolloutMetrics
+from gateway.rollout.state import ROLLED_BACK, RolloutState
 from registry.home import HomePaths
 from registry.models import Deployment, NewVersion, Route, Stage
-from registry.sqlite_store import SqliteRegistry, open_registry
+from registry.sqlite.store import SqliteRegistry, open_registry
 
 MODEL, CHAMPION, CANDIDATE = "churn", "1.0.0", "1.1.0"
 GOOD = VariantIntervalStats(
@@ -426,7 +426,7 @@ async def test_the_run_loop_acts_only_as_leader(
 
 
 def test_state_round_trips_through_json() -> None:
-    from gateway.controlplane.rollout_state import RolloutSpec
+    from gateway.rollout.state import RolloutSpec
 
     state = RolloutState.new(
         MODEL, RolloutSpec(CANDIDATE, CHAMPION, (5.0, 100.0), 60.0, 100), 1.0, "alice"

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.controlplane.leader import ControlPlaneBusy, FileMutex, LeaderElection
+from gateway.coordination.leader import ControlPlaneBusy, FileMutex, LeaderElection
 
 CAMPAIGN = textwrap.dedent(
     """
     import asyncio, sys
-    from gateway.controlplane.leader import LeaderElection
+    from gateway.coordination.leader import LeaderElection
 
     async def main():
         election = LeaderElection(sys.argv[1], retry_s=0.02)
@@ -35,7 +35,7 @@ CAMPAIGN = textwrap.dedent(
 HOLD_MUTEX = textwrap.dedent(
     """
     import asyncio, sys
-    from gateway.controlplane.leader import FileMutex
+    from gateway.coordination.leader import FileMutex
 
     async def main():
         async with FileMutex(sys.argv[1]):

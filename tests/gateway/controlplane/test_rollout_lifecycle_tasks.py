@@ -14,7 +14,7 @@ import pytest
 from starlette.routing import Route
 
 from gateway.app import create_app
-from gateway.controlplane.lifecycle_tasks import (
+from gateway.lifecycle import (
     LifecycleConfig,
     lifecycle_routes,
     start_lifecycle,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.controlplane.rollout_stats import MetricsStatsSource, bucket_quantile
-from gateway.lifecycle.canary import VariantIntervalStats
-from gateway.monitoring.prometheus import (
+from gateway.monitoring.metrics.prometheus import (
     ROUTE_SHADOW,
     ROUTE_STICKY,
     ROUTE_WEIGHTED,
     MetricsRegistry,
 )
+from gateway.rollout.checks import VariantIntervalStats
+from gateway.rollout.metrics_source import MetricsStatsSource, bucket_quantile
 
 MS = 1_000_000  # ns
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
-from gateway.dataplane.codec_binary import (
+from gateway.dataplane.codecs.binary import (
     BinaryReader,
     encode_tensor,
     parse_header_length,

@@ -13,8 +13,8 @@ import orjson
 import pytest
 import tritonclient.http as th
 
-from gateway.dataplane.codec_oip import decode_infer_request
-from gateway.dataplane.codec_predict import decode_predict_request
+from gateway.dataplane.codecs.oip import decode_infer_request
+from gateway.dataplane.codecs.predict import decode_predict_request
 from gateway.dataplane.signature import ModelSignature
 from gateway.errors import InputError
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 import tritonclient.http as th
 
-from gateway.dataplane.codec_oip import decode_infer_request, encode_infer_response
+from gateway.dataplane.codecs.oip import decode_infer_request, encode_infer_response
 from gateway.dataplane.signature import ModelSignature
 from gateway.errors import InputError
 

@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
-from gateway.dataplane.codec_predict import decode_predict_request, encode_predict_response
+from gateway.dataplane.codecs.predict import decode_predict_request, encode_predict_response
 from gateway.dataplane.signature import ModelSignature
 from gateway.errors import InputError
 

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from gateway.dataplane.transport import CoalescingTransport
+from gateway.dataplane.http.coalescing import CoalescingTransport
 
 HEADER = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"
 

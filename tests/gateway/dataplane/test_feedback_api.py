@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app
-from gateway.monitoring.prometheus import MetricsRegistry
+from gateway.monitoring.metrics.prometheus import MetricsRegistry
 from gateway.settings import Settings
 
 ROWS = [[0.5, -1.0, 0.25, 2.0], [3.0, 2.0, 0.0, 0.0], [-2.5, -1.0, 1.0, 0.5], [-3.0, 0.1, 0.0, 0.0]]

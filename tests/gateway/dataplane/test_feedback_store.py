@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.dataplane.feedback import (
+from gateway.dataplane.feedback.store import (
     DUPLICATE,
     EXPIRED,
     FOUND,
@@ -135,7 +135,7 @@ def test_store_answers_the_rollout_and_retraining_questions():
 WORKER = r"""
 import json, sys
 import numpy as np
-from gateway.dataplane.feedback import FeedbackStore, version_tag
+from gateway.dataplane.feedback.store import FeedbackStore, version_tag
 store = FeedbackStore(capacity=4096, ttl_s=3600.0, window=100, directory=sys.argv[1])
 tables = store.model("shared")
 tables.register("1.0.0", "classification", [0, 1])

@@ -20,7 +20,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from gateway.app import create_app
-from gateway.dataplane.http_fastpath import FastCycle, GatewayHttpProtocol
+from gateway.dataplane.http.fastpath import FastCycle, GatewayHttpProtocol
 from gateway.settings import Settings
 from tests.gateway.test_app_endpoints import direct, oip
 

@@ -8,7 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from gateway.lifecycle.canary import (
+from gateway.monitoring.stats import psi
+from gateway.monitoring.window import PredictionWindow
+from gateway.rollout.checks import (
     CHECKS,
     FAIL,
     INSUFFICIENT,
@@ -29,9 +31,7 @@ from gateway.lifecycle.canary import (
     summarize,
     verdict,
 )
-from gateway.lifecycle.canary_stats import stats_from_window
-from gateway.monitoring.stats import psi
-from gateway.monitoring.window import PredictionWindow
+from gateway.rollout.interval_stats import stats_from_window
 
 T = CanaryThresholds()
 

@@ -14,9 +14,9 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from converters.publish import publish
 from gateway.cli import evaluate_command
 from gateway.cli.output import CLIError
-from gateway.lifecycle.gates import check_promotion
+from gateway.evaluation.gates import check_promotion
 from registry.errors import NotFound, RegistryError
-from registry.sqlite_store import open_registry
+from registry.sqlite.store import open_registry
 
 from .conftest import binary_data
 

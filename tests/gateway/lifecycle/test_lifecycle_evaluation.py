@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from gateway.lifecycle.errors import EvaluationError
-from gateway.lifecycle.evaluation import evaluate
-from gateway.lifecycle.gates import check_promotion
+from gateway.evaluation.errors import EvaluationError
+from gateway.evaluation.evaluator import evaluate
+from gateway.evaluation.gates import check_promotion
 
 FP = "d" * 64
 

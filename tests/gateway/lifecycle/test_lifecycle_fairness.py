@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.lifecycle.fairness import classification_fairness, regression_fairness
+from gateway.evaluation.fairness import classification_fairness, regression_fairness
 
 # group a: y = 1 1 0 0 1, pred = 1 0 0 1 1
 # group b: y = 1 0 0 0 1, pred = 0 0 0 1 1

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.lifecycle.gates import NO_EVALUATION, GateTolerances, check_promotion
+from gateway.evaluation.gates import NO_EVALUATION, GateTolerances, check_promotion
 
 
 def _report(

@@ -6,19 +6,19 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from gateway.lifecycle.calibration import (
+from gateway.evaluation.calibration import (
     brier_score,
     calibration_metrics,
     expected_calibration_error,
     reliability_bins,
 )
-from gateway.lifecycle.metrics_classification import (
+from gateway.evaluation.classification import (
     average_precision,
     classification_metrics,
     roc_auc,
     roc_curve,
 )
-from gateway.lifecycle.metrics_regression import regression_metrics
+from gateway.evaluation.regression import regression_metrics
 
 TOL = 1e-9
 

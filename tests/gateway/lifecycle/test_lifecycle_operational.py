@@ -8,8 +8,8 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from converters.sklearn_onnx import convert
-from gateway.lifecycle.onnx_table import build_feeds
-from gateway.lifecycle.operational import measure_operational
+from gateway.evaluation.onnx_table import build_feeds
+from gateway.evaluation.operational import measure_operational
 
 FAST = {"runs": 60, "warmup": 5, "min_seconds": 0.05}
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from gateway.lifecycle.evaluation import evaluate
-from gateway.lifecycle.report_html import write_html_report
+from gateway.evaluation.evaluator import evaluate
+from gateway.evaluation.report_html import write_html_report
 
 pytest.importorskip("matplotlib")
 
@@ -61,7 +61,7 @@ def test_without_matplotlib_the_page_has_tables_only(binary_case, tmp_path, monk
     report = evaluate(c.onnx_bytes, c.schema, c.data, c.label, ["gender"], operational=False)
     # a None entry makes the import fail as if matplotlib's Agg backend were not installed
     monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
-    monkeypatch.delitem(sys.modules, "gateway.lifecycle.plots", raising=False)
+    monkeypatch.delitem(sys.modules, "gateway.evaluation.plots", raising=False)
     page = write_html_report(report, tmp_path / "plain.html").read_text()
     assert "matplotlib is not installed" in page
     assert _images(page) == {} and "<table>" in page and "roc_auc" in page

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.lifecycle.retraining import (
+from gateway.retraining.policy import (
     REASONS,
     RetrainingInputs,
     RetrainingPolicy,

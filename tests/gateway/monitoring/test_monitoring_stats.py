@@ -8,7 +8,7 @@ import scipy.stats
 
 from gateway.monitoring import stats
 from gateway.monitoring.kolmogorov import kolmogorov_sf, smirnov_sf
-from gateway.monitoring.special import chi2_sf, gammaincc
+from gateway.monitoring.special_functions import chi2_sf, gammaincc
 
 
 def test_bins_are_searchsorted_right_with_open_outer_bins() -> None:

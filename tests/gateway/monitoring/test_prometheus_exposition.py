@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from gateway.monitoring.metrics_families import CONFIDENCE_BUCKETS, DURATION_BUCKETS
-from gateway.monitoring.prometheus import (
+from gateway.monitoring.metrics.families import CONFIDENCE_BUCKETS, DURATION_BUCKETS
+from gateway.monitoring.metrics.prometheus import (
     CONTENT_TYPE_LATEST,
     ROUTE_STICKY,
     ROUTE_URL,
@@ -345,7 +345,7 @@ def test_a_class_called_unknown_keeps_its_own_series(metrics: MetricsRegistry) -
 
 
 async def test_the_module_endpoint_serves_the_process_registry() -> None:
-    from gateway.monitoring.prometheus import get_metrics, metrics_endpoint
+    from gateway.monitoring.metrics.prometheus import get_metrics, metrics_endpoint
 
     metrics = get_metrics()
     assert get_metrics() is metrics and not metrics.multiprocess
@@ -364,7 +364,7 @@ async def test_the_module_endpoint_serves_the_process_registry() -> None:
 
 
 def test_bulk_histogram_guard_rejects_unknown_internals(metrics: MetricsRegistry) -> None:
-    from gateway.monitoring.metrics_slots import check_bulk_histogram
+    from gateway.monitoring.metrics.slots import check_bulk_histogram
 
     counter = metrics.families.low_confidence.labels("m", "1")
     with pytest.raises(RuntimeError, match="histogram buckets"):

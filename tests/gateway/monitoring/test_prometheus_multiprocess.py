@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.monitoring.metrics_multiproc import check_value_class
-from gateway.monitoring.prometheus import (
+from gateway.monitoring.metrics.multiproc import check_value_class
+from gateway.monitoring.metrics.prometheus import (
     MetricsRegistry,
     mark_process_dead,
     prepare_multiprocess_dir,
@@ -28,7 +28,7 @@ from gateway.monitoring.prometheus import (
 WORKER = r"""
 import json, sys
 import numpy as np
-from gateway.monitoring.prometheus import ROUTE_STICKY, ROUTE_WEIGHTED, get_metrics
+from gateway.monitoring.metrics.prometheus import ROUTE_STICKY, ROUTE_WEIGHTED, get_metrics
 
 n_ok = int(sys.argv[1])
 psi, accuracy, weight = (float(x) for x in sys.argv[2:5])
@@ -240,7 +240,7 @@ def test_mismatched_storage_mode_is_refused(tmp_path: Path) -> None:
     script = (
         "import os, sys, prometheus_client\n"
         f"os.environ['PROMETHEUS_MULTIPROC_DIR'] = {str(tmp_path)!r}\n"
-        "from gateway.monitoring.prometheus import get_metrics\n"
+        "from gateway.monitoring.metrics.prometheus import get_metrics\n"
         "try:\n    get_metrics()\nexcept RuntimeError as exc:\n    print(exc)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
@@ -259,7 +259,7 @@ def test_mark_process_dead_needs_a_directory(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_one_multiprocess_registry_per_process(directory: Path) -> None:
     script = (
-        "from gateway.monitoring.prometheus import MetricsRegistry, get_metrics\n"
+        "from gateway.monitoring.metrics.prometheus import MetricsRegistry, get_metrics\n"
         "assert get_metrics() is get_metrics() and get_metrics().multiprocess\n"
         "try:\n    MetricsRegistry()\nexcept RuntimeError as exc:\n    print(exc)\n"
     )

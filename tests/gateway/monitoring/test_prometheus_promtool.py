@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from gateway.monitoring.prometheus import (
+from gateway.monitoring.metrics.prometheus import (
     ROUTE_CHALLENGER,
     ROUTE_HEADER,
     ROUTE_SHADOW,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.monitoring.prometheus import ROUTE_SHADOW, ROUTE_WEIGHTED, MetricsRegistry
+from gateway.monitoring.metrics.prometheus import ROUTE_SHADOW, ROUTE_WEIGHTED, MetricsRegistry
 
 IRIS = ("setosa", "versicolor", "virginica")
 

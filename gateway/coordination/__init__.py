@@ -1,0 +1,1 @@
+"""Coordination between the worker processes of one server: the leader lock and background tasks."""

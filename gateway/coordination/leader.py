@@ -1,0 +1,151 @@
+"""Process coordination through ``flock``: one leader among the workers, and a short mutex.
+
+``LeaderElection`` makes exactly one process of a home folder run the background
+controllers (canary rollouts, the retraining trigger) however many ``--workers`` serve.
+Each worker tries ``flock(LOCK_EX | LOCK_NB)`` on ``<home>/controller.lock`` every
+``retry_s`` seconds; the winner keeps the descriptor open for its lifetime. The kernel
+drops the lock when that process exits or is killed, so another worker takes over at its
+next retry. The lock file holds the leader's pid (diagnostics only).
+
+``FileMutex`` serialises short read-decide-write sequences on control-plane state across
+processes (workers, the CLI), which the registry's plain key/value ``put_state`` cannot do
+on its own: each acquisition opens its own descriptor, so it excludes coroutines of the
+same process too. It polls with ``LOCK_NB`` instead of blocking in a thread, so a
+cancelled waiter never ends up holding the lock.
+
+Both need a local filesystem (``flock`` is not reliable over NFS), which SQLite needs too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+
+from gateway.coordination.background import BackgroundTask
+from gateway.errors import GatewayError
+
+logger = logging.getLogger("modelgate.leader")
+
+LEADER_LOCK = "controller.lock"
+
+
+class ControlPlaneBusy(GatewayError):
+    status = 503
+    reason = "busy"
+
+
+def _open(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+class LeaderElection:
+    """Exactly one process per home folder holds the lease; the others keep retrying."""
+
+    def __init__(self, path: str | os.PathLike[str], retry_s: float = 1.0) -> None:
+        if retry_s <= 0:
+            raise ValueError("retry_s must be > 0")
+        self.path = Path(path)
+        self.retry_s = retry_s
+        self._fd: int | None = None
+        self._task = BackgroundTask(self._campaign)
+        self.elected = asyncio.Event()
+
+    @property
+    def is_leader(self) -> bool:
+        return self._fd is not None
+
+    def try_acquire(self) -> bool:
+        """One non-blocking attempt; True when this process is (now) the leader."""
+        if self._fd is not None:
+            return True
+        fd = _open(self.path)
+        if not _try_lock(fd):
+            os.close(fd)
+            return False
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        self.elected.set()
+        logger.info("this process (pid %d) leads the control plane", os.getpid())
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        self.elected.clear()
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            os.close(fd)  # closing the last descriptor drops the flock
+
+    async def _campaign(self) -> None:
+        while not self.is_leader:
+            try:
+                if self.try_acquire():
+                    return
+            except OSError as exc:
+                logger.warning("cannot take the leader lock %s: %s", self.path, exc)
+            await asyncio.sleep(self.retry_s)
+
+    def start(self) -> None:
+        """Campaign in the background until elected (idempotent); needs a running loop."""
+        self._task.start()
+
+    async def stop(self) -> None:
+        await self._task.stop()
+        self.release()
+
+
+class FileMutex:
+    """``async with FileMutex(path):`` a cross-process critical section (keep it short)."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], timeout_s: float = 10.0, poll_s: float = 0.005
+    ) -> None:
+        self.path = Path(path)
+        self.timeout_s = timeout_s
+        self.poll_s = poll_s
+        self._fd: int | None = None
+
+    async def __aenter__(self) -> FileMutex:
+        if self._fd is not None:
+            raise RuntimeError("FileMutex is not reentrant")
+        fd = _open(self.path)
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            while not _try_lock(fd):
+                if time.monotonic() >= deadline:
+                    raise ControlPlaneBusy(
+                        f"control-plane state is locked by another process ({self.path}); try again"
+                    )
+                await asyncio.sleep(self.poll_s)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)

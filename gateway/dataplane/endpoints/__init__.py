@@ -1,0 +1,1 @@
+"""The data plane's raw ASGI endpoints: inference, health and metadata."""

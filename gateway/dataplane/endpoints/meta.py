@@ -1,0 +1,112 @@
+"""Health, server metadata and model metadata/readiness endpoints (Open Inference Protocol).
+
+Raw ASGI classes like the infer path; every answer comes from the current snapshot, whose
+metadata bodies were encoded when it was built.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata as importlib_metadata
+
+import orjson
+
+from gateway.dataplane.http.asgi import (
+    Receive,
+    Scope,
+    Send,
+    error_body,
+    request_id_of,
+    respond_json,
+    respond_status,
+    scan_headers,
+)
+from gateway.dataplane.routing import pinned
+from gateway.dataplane.snapshot import SnapshotHolder
+from gateway.errors import GatewayError, ModelNotFound, ModelNotReady
+
+SERVER_NAME = "modelgate"
+EXTENSIONS = ("binary_tensor_data", "model_repository")
+
+
+def server_version() -> str:
+    try:
+        return importlib_metadata.version("modelgate")
+    except importlib_metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+class LiveEndpoint:
+    """``GET /v2/health/live``: the process answers."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await respond_status(send, 200, request_id_of(scan_headers(scope["headers"])))
+
+
+class ReadyEndpoint:
+    """``GET /v2/health/ready``: 200 when every served model has a loaded primary."""
+
+    __slots__ = ("holder",)
+
+    def __init__(self, holder: SnapshotHolder) -> None:
+        self.holder = holder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        status = 200 if self.holder.current.ready else 503
+        await respond_status(send, status, request_id_of(scan_headers(scope["headers"])))
+
+
+class ServerMetadataEndpoint:
+    """``GET /v2``: name, version and extensions."""
+
+    __slots__ = ("body",)
+
+    def __init__(self) -> None:
+        self.body = orjson.dumps(
+            {"name": SERVER_NAME, "version": server_version(), "extensions": list(EXTENSIONS)}
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await respond_json(send, 200, self.body, request_id_of(scan_headers(scope["headers"])))
+
+
+class ModelMetadataEndpoint:
+    """``GET /v2/models/{name}[/versions/{v}]`` and their ``/ready`` twins.
+
+    Metadata of an unpinned model describes its primary (production) version. Readiness
+    answers with the status code alone: 200 loaded, 503 known but not loaded.
+    """
+
+    __slots__ = ("holder", "readiness")
+
+    def __init__(self, holder: SnapshotHolder, *, readiness: bool = False) -> None:
+        self.holder = holder
+        self.readiness = readiness
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = scan_headers(scope["headers"])
+        request_id = request_id_of(found)
+        params = scope["path_params"]
+        name = params["name"]
+        version = params.get("version")
+        try:
+            route = self.holder.current.models.get(name)
+            if route is None:
+                raise ModelNotFound(f"unknown model '{name}'")
+            if version is not None:
+                variant = pinned(route, version)
+                body = variant.metadata_body
+            else:
+                variant = route.primary
+                if variant is None:
+                    raise ModelNotReady(f"model '{name}' has no loaded production version")
+                body = route.metadata_body
+        except GatewayError as exc:
+            if self.readiness and isinstance(exc, ModelNotReady):
+                await respond_status(send, 503, request_id)
+            else:
+                await respond_json(send, exc.status, error_body(str(exc)), request_id)
+            return
+        if self.readiness:
+            await respond_status(send, 200, request_id, variant.version_header)
+        else:
+            await respond_json(send, 200, body, request_id, variant.version_header)

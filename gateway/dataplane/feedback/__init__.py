@@ -1,0 +1,1 @@
+"""Label feedback: what each request was predicted, the labelled outcomes, and its endpoint."""

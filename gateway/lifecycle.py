@@ -1,0 +1,183 @@
+"""The lifecycle's background work inside the running server: rollouts and retraining.
+
+``gateway/app.py``'s lifespan calls ``start_lifecycle(state)`` once the first snapshot is
+published and ``stop_lifecycle(state)`` first at shutdown; ``gateway/routes.py`` appends
+``lifecycle_routes()``. Every worker process starts the same four things:
+
+* a ``LeaderElection`` on ``<home>/controller.lock``: exactly one process of a home folder
+  leads, another takes over within ``MODELGATE_LEADER_RETRY_S`` when it dies;
+* the ``RolloutController`` (acts only while leading), ticking every
+  ``MODELGATE_ROLLOUT_TICK_S`` on a ``ServingStatsSource`` (``lifecycle_stats``);
+* the ``RetrainingMonitor`` (evaluates only while leading), configured from the
+  ``MODELGATE_RETRAIN_*`` variables (``TriggerConfig.from_environ``) and fed by
+  ``lifecycle_inputs.retraining_inputs``. It is also ``state.retraining``, which
+  ``GET|PUT /admin/models/{name}/retraining`` reads in any worker;
+* ``ExternalRollbacks`` (counts only while leading, on the rollout tick): rollbacks made by
+  ``modelgate rollback``, which no worker answered, in ``modelgate_rollbacks_total``.
+
+A setting that cannot be parsed raises ``SettingsError`` from ``start_lifecycle``: the
+server refuses to start rather than run without its controllers. Both calls are
+idempotent, so a test can call them around a lifespan that already does.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.routing import BaseRoute, Route
+
+from gateway.coordination.leader import LEADER_LOCK, LeaderElection
+from gateway.retraining.api import retraining_endpoint
+from gateway.retraining.inputs import InputsConfig, labels_source, retraining_inputs
+from gateway.retraining.trigger import RetrainingMonitor, TriggerConfig
+from gateway.rollout.api import metrics_of, rollout_endpoint
+from gateway.rollout.controller import RolloutController
+from gateway.rollout.external_rollbacks import ExternalRollbacks
+from gateway.rollout.metrics import PrometheusRolloutMetrics
+from gateway.rollout.serving_source import ServingStatsSource
+from gateway.rollout.store import Rollouts
+from gateway.settings import SettingsError
+
+if TYPE_CHECKING:
+    from gateway.app import GatewayState
+
+logger = logging.getLogger("modelgate.lifecycle")
+
+DEFAULT_TICK_S = 1.0
+DEFAULT_LEADER_RETRY_S = 1.0
+
+
+def _seconds(env: Mapping[str, str], var: str, default: float) -> float:
+    raw = (env.get(var) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{var}={raw!r}: expected a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SettingsError(f"{var}={raw!r}: expected a number of seconds > 0")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleConfig:
+    tick_s: float = DEFAULT_TICK_S
+    leader_retry_s: float = DEFAULT_LEADER_RETRY_S
+    trigger: TriggerConfig = field(default_factory=TriggerConfig)
+    inputs: InputsConfig = field(default_factory=InputsConfig)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> LifecycleConfig:
+        env = os.environ if environ is None else environ
+        try:
+            trigger = TriggerConfig.from_environ(env)
+            inputs = InputsConfig.from_environ(env)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        return cls(
+            tick_s=_seconds(env, "MODELGATE_ROLLOUT_TICK_S", DEFAULT_TICK_S),
+            leader_retry_s=_seconds(env, "MODELGATE_LEADER_RETRY_S", DEFAULT_LEADER_RETRY_S),
+            trigger=trigger,
+            inputs=inputs,
+        )
+
+
+@dataclass(eq=False)
+class Lifecycle:
+    """What ``start_lifecycle`` started (``state.lifecycle``)."""
+
+    config: LifecycleConfig
+    leader: LeaderElection
+    controller: RolloutController
+    retraining: RetrainingMonitor
+    stats: ServingStatsSource
+    rollbacks: ExternalRollbacks
+
+
+def _refresher(state: GatewayState) -> Callable[[], Awaitable[Any]]:
+    async def refresh() -> None:
+        if state.publisher is not None:
+            await state.publisher.refresh()
+
+    return refresh
+
+
+async def start_lifecycle(state: GatewayState) -> None:
+    """Start the leader campaign, the rollout controller and the retraining monitor."""
+    if getattr(state, "lifecycle", None) is not None:
+        return
+    if state.registry is None:
+        raise RuntimeError("start_lifecycle needs the registry open (after the first publish)")
+    config = LifecycleConfig.from_environ()
+    home = state.settings.paths.root
+    metrics = metrics_of(state)
+    leader = LeaderElection(home / LEADER_LOCK, retry_s=config.leader_retry_s)
+    stats = ServingStatsSource(
+        state.holder,
+        metrics,
+        labels=labels_source(state),
+        resolution_s=config.tick_s / 2,
+    )
+    rollouts = Rollouts(state.registry, home, metrics=PrometheusRolloutMetrics(metrics))
+    controller = RolloutController(
+        rollouts, stats, leader=leader, tick_s=config.tick_s, on_change=_refresher(state)
+    )
+    monitor = RetrainingMonitor(
+        state.registry,
+        retraining_inputs(state, config.inputs),
+        config.trigger,
+        home=home,
+        leader=leader,
+    )
+    rollbacks = ExternalRollbacks(
+        state.registry, metrics.inc_rollback, leader=leader, tick_s=config.tick_s
+    )
+    state.retraining = monitor  # type: ignore[attr-defined]
+    state.lifecycle = Lifecycle(  # type: ignore[attr-defined]
+        config, leader, controller, monitor, stats, rollbacks
+    )
+    leader.start()
+    controller.start()
+    monitor.start()
+    rollbacks.start()
+    logger.info(
+        "lifecycle: rollout tick %gs, retraining every %gs (trigger %s)",
+        config.tick_s,
+        config.trigger.evaluate_every_s,
+        "configured" if config.trigger.configured else "not configured",
+    )
+
+
+async def stop_lifecycle(state: GatewayState) -> None:
+    """Stop the controllers, then give up the leadership (another worker takes over)."""
+    lifecycle: Lifecycle | None = getattr(state, "lifecycle", None)
+    if lifecycle is None:
+        return
+    state.lifecycle = None  # type: ignore[attr-defined]
+    try:
+        await lifecycle.rollbacks.stop()
+        await lifecycle.controller.stop()
+    finally:
+        try:
+            await lifecycle.retraining.stop()
+        finally:
+            await lifecycle.leader.stop()
+            state.retraining = None  # type: ignore[attr-defined]
+
+
+def lifecycle_routes() -> list[BaseRoute]:
+    """``/admin/models/{name}/rollout`` and ``/admin/models/{name}/retraining``."""
+    return [
+        Route(
+            "/admin/models/{name}/rollout",
+            rollout_endpoint,
+            methods=["GET", "POST", "DELETE"],
+        ),
+        Route("/admin/models/{name}/retraining", retraining_endpoint, methods=["GET", "PUT"]),
+    ]

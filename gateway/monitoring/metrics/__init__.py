@@ -1,0 +1,1 @@
+"""Prometheus metrics: the contract's families, per-version slots and multiprocess exposition."""

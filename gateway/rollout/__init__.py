@@ -1,0 +1,1 @@
+"""Automated canary rollouts: pure checks and statistics, persisted state, the controller."""
