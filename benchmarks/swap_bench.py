@@ -5,8 +5,7 @@
                                     [--quiet-wait 30] [--out FILE]
 
 Registers the demo model ``churn`` (1.0.0 production, 1.1.0 staging) in a fresh home,
-starts ``modelgate serve`` (or, while routes.py does not serve the admin API yet, the same
-app from a uvicorn factory that appends ``admin_routes``), switches production to 1.1.0 so
+starts ``modelgate serve``, switches production to 1.1.0 so
 1.0.0 is the warm rollback target, and drives ``--clients`` closed-loop HTTP clients
 (httpx, keep-alive, one process) against ``POST /predict/churn``. Then:
 
@@ -56,18 +55,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MODEL = "churn"
 # requests sent this close to a rollback call count neither as during nor as between swaps
 GUARD_S = 0.1
-FACTORY = """
-from starlette.routing import Route
-from gateway.app import create_app_from_env
-from gateway.admin.routes import admin_routes
-
-def create():
-    app = create_app_from_env()
-    paths = {r.path for r in app.router.routes if isinstance(r, Route)}
-    if "/admin/models/{name}/traffic" not in paths:
-        app.router.routes.extend(admin_routes(app.state.gateway))
-    return app
-"""
 
 
 @dataclass
@@ -93,18 +80,6 @@ async def _prepare_home(home: Path) -> bytes:
     return orjson.dumps({"instances": [row]})
 
 
-def _admin_wired(home: Path) -> bool:
-    from starlette.routing import Route
-
-    from gateway.app import create_app
-    from gateway.settings import Settings
-
-    app = create_app(Settings(home=home, admin_token=TOKEN))
-    return any(
-        isinstance(r, Route) and r.path == "/admin/models/{name}/traffic" for r in app.router.routes
-    )
-
-
 def start_server(home: Path, work: Path, workers: int, poll_ms: int) -> ServerProcess:
     port = free_port()
     env = {
@@ -113,16 +88,8 @@ def start_server(home: Path, work: Path, workers: int, poll_ms: int) -> ServerPr
         "MODELGATE_ADMIN_TOKEN": TOKEN,
         "MODELGATE_POLL_INTERVAL_MS": str(poll_ms),
     }
-    python = sys.executable
-    if _admin_wired(home):
-        argv = [python, "-m", "gateway.cli.main", "serve", "--home", str(home)]
-        argv += ["--port", str(port), "--workers", str(workers)]
-    else:
-        (work / "swap_factory.py").write_text(FACTORY)
-        env["PYTHONPATH"] = os.pathsep.join([str(work), str(REPO)])
-        argv = [python, "-m", "uvicorn", "swap_factory:create", "--factory", "--port", str(port)]
-        argv += ["--host", "127.0.0.1", "--workers", str(workers), "--loop", "uvloop"]
-        argv += ["--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    argv = [sys.executable, "-m", "gateway.cli.main", "serve", "--home", str(home)]
+    argv += ["--port", str(port), "--workers", str(workers)]
     server = ServerProcess("modelgate", argv, env, REPO, port)
     server.start("/v2/health/ready", timeout_s=180)
     return server

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -30,7 +28,6 @@ from starlette.responses import Response
 
 from gateway.admin.auth import AdminAuth, resolve_admin_token
 from gateway.admin.responses import error_response
-from gateway.dataplane.feedback.store import FeedbackStore
 from gateway.dataplane.http.asgi import Receive, Scope, Send
 from gateway.dataplane.shadow import ShadowMirror
 from gateway.dataplane.snapshot import SnapshotHolder
@@ -43,34 +40,12 @@ from gateway.routes import HotPaths, build_routes
 from gateway.serving.publisher import Publisher
 from gateway.serving.watcher import GenerationWatcher
 from gateway.settings import Settings
+from gateway.state import GatewayState, Hook
 from registry.errors import RegistryError
-from registry.sqlite.store import SqliteRegistry, open_registry
+from registry.sqlite.store import open_registry
 
 logger = logging.getLogger("modelgate.app")
 
-
-@dataclass(eq=False)
-class GatewayState:
-    """Everything the app's parts share; ``app.state.gateway``."""
-
-    settings: Settings
-    holder: SnapshotHolder
-    mirror: ShadowMirror
-    auth: AdminAuth
-    token_path: Path | None
-    registry: SqliteRegistry | None = None
-    publisher: Publisher | None = None
-    watcher: GenerationWatcher | None = None
-    # None when MODELGATE_MONITORING=off
-    monitoring: Monitoring | None = None
-
-    @property
-    def feedback(self) -> FeedbackStore | None:
-        """Label feedback (``live_accuracy``, ``labelled_count``); None without monitoring."""
-        return None if self.monitoring is None else self.monitoring.feedback
-
-
-Hook = Callable[[GatewayState], Awaitable[None]]
 
 # background services started after the first publish, stopped in reverse order
 SERVICES: list[tuple[Hook, Hook]] = [

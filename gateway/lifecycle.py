@@ -1,8 +1,8 @@
 """The lifecycle's background work inside the running server: rollouts and retraining.
 
 ``gateway/app.py``'s lifespan calls ``start_lifecycle(state)`` once the first snapshot is
-published and ``stop_lifecycle(state)`` first at shutdown; ``gateway/routes.py`` appends
-``lifecycle_routes()``. Every worker process starts the same four things:
+published and ``stop_lifecycle(state)`` first at shutdown (their routes are in
+``gateway/routes.py``). Every worker process starts the same four things:
 
 * a ``LeaderElection`` on ``<home>/controller.lock``: exactly one process of a home folder
   leads, another takes over within ``MODELGATE_LEADER_RETRY_S`` when it dies;
@@ -29,13 +29,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from starlette.routing import BaseRoute, Route
-
 from gateway.coordination.leader import LEADER_LOCK, LeaderElection
-from gateway.retraining.api import retraining_endpoint
 from gateway.retraining.inputs import InputsConfig, labels_source, retraining_inputs
 from gateway.retraining.trigger import RetrainingMonitor, TriggerConfig
-from gateway.rollout.api import metrics_of, rollout_endpoint
+from gateway.rollout.api import metrics_of
 from gateway.rollout.controller import RolloutController
 from gateway.rollout.external_rollbacks import ExternalRollbacks
 from gateway.rollout.metrics import PrometheusRolloutMetrics
@@ -44,7 +41,7 @@ from gateway.rollout.store import Rollouts
 from gateway.settings import SettingsError
 
 if TYPE_CHECKING:
-    from gateway.app import GatewayState
+    from gateway.state import GatewayState
 
 logger = logging.getLogger("modelgate.lifecycle")
 
@@ -110,7 +107,7 @@ def _refresher(state: GatewayState) -> Callable[[], Awaitable[Any]]:
 
 async def start_lifecycle(state: GatewayState) -> None:
     """Start the leader campaign, the rollout controller and the retraining monitor."""
-    if getattr(state, "lifecycle", None) is not None:
+    if state.lifecycle is not None:
         return
     if state.registry is None:
         raise RuntimeError("start_lifecycle needs the registry open (after the first publish)")
@@ -138,10 +135,8 @@ async def start_lifecycle(state: GatewayState) -> None:
     rollbacks = ExternalRollbacks(
         state.registry, metrics.inc_rollback, leader=leader, tick_s=config.tick_s
     )
-    state.retraining = monitor  # type: ignore[attr-defined]
-    state.lifecycle = Lifecycle(  # type: ignore[attr-defined]
-        config, leader, controller, monitor, stats, rollbacks
-    )
+    state.retraining = monitor
+    state.lifecycle = Lifecycle(config, leader, controller, monitor, stats, rollbacks)
     leader.start()
     controller.start()
     monitor.start()
@@ -156,10 +151,10 @@ async def start_lifecycle(state: GatewayState) -> None:
 
 async def stop_lifecycle(state: GatewayState) -> None:
     """Stop the controllers, then give up the leadership (another worker takes over)."""
-    lifecycle: Lifecycle | None = getattr(state, "lifecycle", None)
+    lifecycle: Lifecycle | None = state.lifecycle
     if lifecycle is None:
         return
-    state.lifecycle = None  # type: ignore[attr-defined]
+    state.lifecycle = None
     try:
         await lifecycle.rollbacks.stop()
         await lifecycle.controller.stop()
@@ -168,16 +163,4 @@ async def stop_lifecycle(state: GatewayState) -> None:
             await lifecycle.retraining.stop()
         finally:
             await lifecycle.leader.stop()
-            state.retraining = None  # type: ignore[attr-defined]
-
-
-def lifecycle_routes() -> list[BaseRoute]:
-    """``/admin/models/{name}/rollout`` and ``/admin/models/{name}/retraining``."""
-    return [
-        Route(
-            "/admin/models/{name}/rollout",
-            rollout_endpoint,
-            methods=["GET", "POST", "DELETE"],
-        ),
-        Route("/admin/models/{name}/retraining", retraining_endpoint, methods=["GET", "PUT"]),
-    ]
+            state.retraining = None

@@ -12,12 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute, Route
 
-from gateway.admin.repository import (
-    index_endpoint,
-    load_endpoint,
-    unload_endpoint,
-)
-from gateway.admin.routes import admin_routes
+from gateway.admin import audit, models, repository, traffic
+from gateway.admin.http import admin_endpoint
 from gateway.dataplane.endpoints.infer import InferenceEndpoint
 from gateway.dataplane.endpoints.meta import (
     LiveEndpoint,
@@ -26,19 +22,19 @@ from gateway.dataplane.endpoints.meta import (
     ServerMetadataEndpoint,
 )
 from gateway.dataplane.feedback.endpoint import FeedbackEndpoint
-from gateway.lifecycle import lifecycle_routes
+from gateway.monitoring import api as monitoring_api
 from gateway.monitoring.binder import MetricsRoute
-from gateway.monitoring.drift_api import drift_endpoint
-from gateway.monitoring.health_api import health_endpoint
-from gateway.monitoring.shadow_api import shadow_endpoint
 from gateway.openapi.endpoints import documentation_endpoints
+from gateway.retraining.api import retraining
+from gateway.rollout.api import rollout
 
 if TYPE_CHECKING:
-    from gateway.app import GatewayState
+    from gateway.state import GatewayState
 
 
 INFER_PATH = "/v2/models/{name}/infer"
 PREDICT_PATH = "/predict/{name}"
+MODEL = "/admin/models/{name}"
 
 
 def build_routes(state: GatewayState) -> list[BaseRoute]:
@@ -56,6 +52,11 @@ def build_routes(state: GatewayState) -> list[BaseRoute]:
     metadata = ModelMetadataEndpoint(holder)
     readiness = ModelMetadataEndpoint(holder, readiness=True)
     openapi_spec, openapi_page = documentation_endpoints()
+
+    def admin(path: str, handler: Any, *methods: str) -> Route:
+        # every admin URL is bound here: the bearer token is checked before the handler
+        return Route(path, admin_endpoint(handler, state), methods=list(methods))
+
     return [
         # data plane: Open Inference Protocol V2
         Route(INFER_PATH, infer, methods=["POST"]),
@@ -70,17 +71,27 @@ def build_routes(state: GatewayState) -> list[BaseRoute]:
         Route("/v2/models/{name}/versions/{version}", metadata, methods=["GET"]),
         Route("/v2/models/{name}/versions/{version}/ready", readiness, methods=["GET"]),
         Route("/v2/models/{name}/feedback", feedback, methods=["POST"]),
-        # monitoring: Prometheus exposition, drift and health reports (admin)
+        # Prometheus exposition (open, as scrapers expect)
         Route("/metrics", MetricsRoute(monitoring), methods=["GET"]),
-        Route("/admin/models/{name}/drift", drift_endpoint, methods=["GET"]),
-        Route("/admin/models/{name}/health", health_endpoint, methods=["GET"]),
-        # control plane: OIP model repository extension, admin API (bearer token)
-        Route("/v2/repository/index", index_endpoint, methods=["POST"]),
-        Route("/v2/repository/models/{name}/load", load_endpoint, methods=["POST"]),
-        Route("/v2/repository/models/{name}/unload", unload_endpoint, methods=["POST"]),
-        Route("/admin/models/{name}/shadow", shadow_endpoint, methods=["GET"]),
-        *admin_routes(state),
-        *lifecycle_routes(),
+        # OIP model repository extension (admin token)
+        admin("/v2/repository/index", repository.index, "POST"),
+        admin("/v2/repository/models/{name}/load", repository.load, "POST"),
+        admin("/v2/repository/models/{name}/unload", repository.unload, "POST"),
+        # admin API (admin token): models, traffic, audit
+        admin("/admin/models", models.list_models, "GET"),
+        admin(MODEL, models.get_model, "GET"),
+        admin(f"{MODEL}/versions/{{version}}", models.get_version, "GET"),
+        admin(f"{MODEL}/traffic", traffic.traffic, "GET", "PUT"),
+        admin(f"{MODEL}/rollback", traffic.rollback, "POST"),
+        admin(f"{MODEL}/switch", traffic.switch, "POST"),
+        admin(f"{MODEL}/versions/{{version}}/stage", traffic.stage, "POST"),
+        admin("/admin/audit", audit.audit, "GET"),
+        # monitoring reports, rollouts and retraining (admin token)
+        admin(f"{MODEL}/drift", monitoring_api.drift, "GET"),
+        admin(f"{MODEL}/health", monitoring_api.health, "GET"),
+        admin(f"{MODEL}/shadow", monitoring_api.shadow, "GET"),
+        admin(f"{MODEL}/rollout", rollout, "GET", "POST", "DELETE"),
+        admin(f"{MODEL}/retraining", retraining, "GET", "PUT"),
         # the OpenAPI document of every route above, and its HTML listing
         Route("/openapi.json", openapi_spec, methods=["GET"]),
         Route("/docs", openapi_page, methods=["GET"]),

@@ -19,7 +19,7 @@ from gateway.errors import InputError
 from registry.sqlite.store import MAX_AUDIT_LIMIT
 
 if TYPE_CHECKING:
-    from gateway.app import GatewayState
+    from gateway.state import GatewayState
 
 DEFAULT_LIMIT = 100
 FILTERS = ("model", "action", "actor")

@@ -21,7 +21,7 @@ from gateway.errors import GatewayError, InputError, ModelNotReady, status_for
 from registry.errors import RegistryError, SchemaError
 
 if TYPE_CHECKING:
-    from gateway.app import GatewayState
+    from gateway.state import GatewayState
     from registry.sqlite.store import SqliteRegistry
 
 MAX_BODY = 64 * 1024
@@ -37,17 +37,31 @@ def admin_actor(request: Request) -> str:
     return f"{API_ACTOR}:{named}" if named else API_ACTOR
 
 
-async def optional_json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object; an empty body is ``{}``; anything else is a 400."""
+async def json_body(request: Request) -> Any:
+    """The body as any JSON value; an empty or oversized body is a 400."""
+    payload = await _json_or_none(request)
+    if payload is None:
+        raise InputError("empty body: expected a JSON object")
+    return payload
+
+
+async def _json_or_none(request: Request) -> Any:
     body = await request.body()
     if len(body) > MAX_BODY:
         raise InputError(f"request body larger than {MAX_BODY} bytes")
     if not body.strip():
-        return {}
+        return None
     try:
-        payload = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc}") from None
+
+
+async def optional_json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is ``{}``; anything else is a 400."""
+    payload = await _json_or_none(request)
+    if payload is None:
+        return {}
     if not isinstance(payload, dict):
         raise InputError("the body must be a JSON object")
     return payload
@@ -105,11 +119,14 @@ def error_for(request: Request, exc: Exception) -> Response:
     return json_response(body, request, status, headers)
 
 
-def admin_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap ``handler(request, state)``: auth first, JSON out, errors as ``{"error": ...}``."""
+def admin_endpoint(
+    handler: Handler, state: GatewayState
+) -> Callable[[Request], Awaitable[Response]]:
+    """Bind ``handler(request, state)``: auth first, JSON out, errors as ``{"error": ...}``.
+
+    The one place where the admin token is checked: every admin route goes through here."""
 
     async def endpoint(request: Request) -> Response:
-        state: GatewayState = request.app.state.gateway
         try:
             state.auth.require(request)
             result = await handler(request, state)

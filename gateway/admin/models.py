@@ -32,7 +32,7 @@ from gateway.serving.model_state import (
 from registry.models import ModelVersion
 
 if TYPE_CHECKING:
-    from gateway.app import GatewayState
+    from gateway.state import GatewayState
 
 
 def lineage_summary(mv: ModelVersion) -> dict[str, Any]:

@@ -14,30 +14,26 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
 
-from gateway.admin.responses import json_response
 from gateway.errors import InputError, ModelNotFound, ModelNotReady
 from gateway.serving.model_state import unloaded_key
 from gateway.serving.publisher import Publisher
 
 if TYPE_CHECKING:
-    from gateway.app import GatewayState
+    from gateway.state import GatewayState
     from registry.sqlite.store import SqliteRegistry
 
 ACTOR = "repository-api"
 
 
-def _state(request: Request) -> tuple[GatewayState, SqliteRegistry, Publisher]:
-    state: GatewayState = request.app.state.gateway
-    state.auth.require(request)
+def _serving(state: GatewayState) -> tuple[SqliteRegistry, Publisher]:
     if state.publisher is None or state.registry is None:
         raise ModelNotReady("the gateway is starting")
-    return state, state.registry, state.publisher
+    return state.registry, state.publisher
 
 
-async def index_endpoint(request: Request) -> Response:
-    state, _registry, publisher = _state(request)
+async def index(request: Request, state: GatewayState) -> list[dict[str, Any]]:
+    _registry, publisher = _serving(state)
     raw = await request.body()
     ready_only = False
     if raw.strip():
@@ -65,11 +61,11 @@ async def index_endpoint(request: Request) -> Response:
                 entries.append(
                     {"name": name, "version": version, "state": "UNAVAILABLE", "reason": reason}
                 )
-    return json_response(entries, request)
+    return entries
 
 
-async def _set_unloaded(request: Request, unloaded: bool) -> Response:
-    _gateway, registry, publisher = _state(request)
+async def _set_unloaded(request: Request, state: GatewayState, unloaded: bool) -> dict[str, Any]:
+    registry, publisher = _serving(state)
     name = request.path_params["name"]
     if name not in {m.name for m in await registry.list_models()}:
         raise ModelNotFound(f"unknown model '{name}'")
@@ -82,12 +78,12 @@ async def _set_unloaded(request: Request, unloaded: bool) -> Response:
     if not unloaded and (route is None or route.primary is None):
         errors = {v: r for (m, v), r in publisher.failures.items() if m == name}
         raise ModelNotReady(f"model '{name}' could not be loaded: {errors or 'no version'}")
-    return json_response({}, request)
+    return {}
 
 
-async def load_endpoint(request: Request) -> Response:
-    return await _set_unloaded(request, False)
+async def load(request: Request, state: GatewayState) -> dict[str, Any]:
+    return await _set_unloaded(request, state, False)
 
 
-async def unload_endpoint(request: Request) -> Response:
-    return await _set_unloaded(request, True)
+async def unload(request: Request, state: GatewayState) -> dict[str, Any]:
+    return await _set_unloaded(request, state, True)

@@ -53,7 +53,7 @@ from gateway.changes.apply import AdminChanges, traffic_view
 from gateway.monitoring.metrics.prometheus import get_metrics
 
 if TYPE_CHECKING:
-    from gateway.app import GatewayState
+    from gateway.state import GatewayState
 
 
 def changes_of(request: Request, state: GatewayState) -> AdminChanges:

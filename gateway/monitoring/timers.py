@@ -31,7 +31,7 @@ from gateway.monitoring.recorder import VariantRecorder
 from gateway.monitoring.reports import gauge_psi
 
 if TYPE_CHECKING:
-    from gateway.app import GatewayState
+    from gateway.state import GatewayState
 
 logger = logging.getLogger("modelgate.monitoring")
 
@@ -162,7 +162,7 @@ class MonitoringTasks:
 async def start_monitoring(state: GatewayState) -> None:
     """Lifespan hook: compile the numba kernels (cached after the first run), start the
     timers and export the traffic weights of the snapshot already published."""
-    monitoring: Monitoring | None = getattr(state, "monitoring", None)
+    monitoring: Monitoring | None = state.monitoring
     if monitoring is None or monitoring.tasks is not None:
         return
     await asyncio.to_thread(psi_numba.warmup)
@@ -173,7 +173,7 @@ async def start_monitoring(state: GatewayState) -> None:
 
 
 async def stop_monitoring(state: GatewayState) -> None:
-    monitoring: Monitoring | None = getattr(state, "monitoring", None)
+    monitoring: Monitoring | None = state.monitoring
     if monitoring is None or monitoring.tasks is None:
         return
     tasks, monitoring.tasks = monitoring.tasks, None

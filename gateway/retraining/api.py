@@ -15,20 +15,15 @@ The monitor is created by the app (``GatewayState.retraining``); 503 until it ex
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import Response
 
-from gateway.admin.http import admin_actor
-from gateway.admin.responses import json_response
+from gateway.admin.http import admin_actor, json_body
 from gateway.errors import GatewayError
-from gateway.retraining.trigger import RetrainingMonitor
-from gateway.rollout.api import failure_response, json_body
-from registry.errors import RegistryError
 
 if TYPE_CHECKING:
-    from gateway.app import GatewayState
+    from gateway.state import GatewayState
 
 
 class RetrainingUnavailable(GatewayError):
@@ -36,17 +31,13 @@ class RetrainingUnavailable(GatewayError):
     reason = "not_ready"
 
 
-async def retraining_endpoint(request: Request) -> Response:
-    state: GatewayState = request.app.state.gateway
-    name = request.path_params["name"]
-    try:
-        state.auth.require(request)
-        monitor: RetrainingMonitor | None = getattr(state, "retraining", None)
-        if monitor is None:
-            raise RetrainingUnavailable("the retraining monitor is not running")
-        if request.method == "PUT":
-            payload = await json_body(request)
-            await monitor.set_overrides(name, payload, actor=admin_actor(request))
-        return json_response(await monitor.report(name), request)
-    except (GatewayError, RegistryError) as exc:
-        return failure_response(request, exc)
+async def retraining(request: Request, state: GatewayState) -> dict[str, Any]:
+    monitor = state.retraining
+    if monitor is None:
+        raise RetrainingUnavailable("the retraining monitor is not running")
+    if request.method == "PUT":
+        payload = await json_body(request)
+        await monitor.set_overrides(
+            request.path_params["name"], payload, actor=admin_actor(request)
+        )
+    return await monitor.report(request.path_params["name"])

@@ -43,7 +43,7 @@ from gateway.retraining.policy import RetrainingInputs, training_date
 from gateway.rollout.serving_source import flush_recorder
 
 if TYPE_CHECKING:
-    from gateway.app import GatewayState
+    from gateway.state import GatewayState
 
 # defaults of the server's settings (``low_confidence``, ``drift_min_samples``)
 LOW_CONFIDENCE = 0.6
@@ -94,7 +94,7 @@ def labels_source(state: GatewayState) -> LabelsFn:
     feedback store, looked up at each call (monitoring may attach it after the start)."""
 
     async def labels(model: str, version: str, since: float) -> tuple[float | None, int]:
-        feedback = getattr(state, "feedback", None)
+        feedback = state.feedback
         if feedback is None:
             return None, 0
         accuracy, labelled = await _maybe_await(feedback.live_accuracy(model, version, since))
@@ -181,7 +181,7 @@ def _created(text: str) -> datetime | None:
 async def new_labels_since(state: GatewayState, model: str, since: datetime | None) -> int:
     """Labels received for the model's predictions made since ``since`` (0 without a
     feedback store)."""
-    feedback = getattr(state, "feedback", None)
+    feedback = state.feedback
     if feedback is None:
         return 0
     start = 0.0 if since is None else since.timestamp()

@@ -19,49 +19,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.admin.http import admin_actor
-from gateway.admin.responses import error_response, json_response
-from gateway.errors import GatewayError, InputError, status_for
+from gateway.admin.http import admin_actor, json_body
+from gateway.admin.responses import json_response
+from gateway.errors import GatewayError
 from gateway.monitoring.metrics.prometheus import MetricsRegistry, get_metrics
 from gateway.rollout.metrics import PrometheusRolloutMetrics
 from gateway.rollout.store import Rollouts
-from registry.errors import RegistryError
 
 if TYPE_CHECKING:
-    from gateway.app import GatewayState
-
-MAX_BODY = 64 * 1024
-
-
-async def json_body(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise InputError(f"request body larger than {MAX_BODY} bytes")
-    if not body.strip():
-        raise InputError("empty body: expected a JSON object")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON: {exc}") from None
-
-
-def failure_response(request: Request, exc: Exception) -> Response:
-    status = status_for(exc)
-    headers = {"www-authenticate": "Bearer"} if status == 401 else None
-    # a 503 (busy, not ready) says why; an unmapped failure says nothing
-    message = "internal server error" if status == 500 else str(exc)
-    return error_response(message, request, status, headers)
+    from gateway.state import GatewayState
 
 
 def metrics_of(state: GatewayState) -> MetricsRegistry:
     """The metrics registry monitoring records into (the process's one by default)."""
-    monitoring = getattr(state, "monitoring", None)
-    metrics = getattr(monitoring, "metrics", None)
-    return metrics if isinstance(metrics, MetricsRegistry) else get_metrics()
+    return get_metrics() if state.monitoring is None else state.monitoring.metrics
 
 
 def rollouts_of(state: GatewayState) -> Rollouts:
@@ -80,22 +54,17 @@ async def _refresh(state: GatewayState) -> None:
         await state.publisher.refresh()
 
 
-async def rollout_endpoint(request: Request) -> Response:
-    state: GatewayState = request.app.state.gateway
+async def rollout(request: Request, state: GatewayState) -> dict[str, Any] | Response:
     name = request.path_params["name"]
-    try:
-        state.auth.require(request)
-        rollouts = rollouts_of(state)
-        if request.method == "GET":
-            return json_response((await rollouts.get(name)).describe(), request)
-        if request.method == "POST":
-            payload = await json_body(request)
-            started = await rollouts.start(name, payload, actor=admin_actor(request))
-            await _refresh(state)
-            return json_response(started.describe(), request, 201)
-        reason = request.query_params.get("reason", "")
-        cancelled = await rollouts.cancel(name, actor=admin_actor(request), reason=reason)
+    rollouts = rollouts_of(state)
+    if request.method == "GET":
+        return (await rollouts.get(name)).describe()
+    if request.method == "POST":
+        payload = await json_body(request)
+        started = await rollouts.start(name, payload, actor=admin_actor(request))
         await _refresh(state)
-        return json_response(cancelled.describe(), request)
-    except (GatewayError, RegistryError) as exc:
-        return failure_response(request, exc)
+        return json_response(started.describe(), request, 201)
+    reason = request.query_params.get("reason", "")
+    cancelled = await rollouts.cancel(name, actor=admin_actor(request), reason=reason)
+    await _refresh(state)
+    return cancelled.describe()

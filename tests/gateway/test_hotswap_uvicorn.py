@@ -1,9 +1,6 @@
 """Hot swap on real uvicorn processes (loopback, free port): no request lost while the
 admin API flips traffic, workers converge, state survives a restart, a corrupt artifact
-never serves.
-
-The server is ``modelgate serve`` once routes.py serves the admin API; until then, the
-same app built by a small uvicorn factory script that appends ``admin_routes``.
+never serves. The server is ``modelgate serve``.
 """
 
 from __future__ import annotations

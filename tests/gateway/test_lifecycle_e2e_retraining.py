@@ -33,10 +33,9 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from starlette.routing import Route as StarletteRoute
 
 from gateway.app import create_app
-from gateway.lifecycle import lifecycle_routes, start_lifecycle, stop_lifecycle
+from gateway.lifecycle import start_lifecycle, stop_lifecycle
 from gateway.settings import Settings
 from registry.models import Stage
 from registry.sqlite.store import open_registry
@@ -161,8 +160,6 @@ async def running_gateway(home: Path, **overrides: Any) -> AsyncIterator[httpx.A
         {}, home=str(home), admin_token=TOKEN, poll_interval_ms=20, **overrides
     )
     app = create_app(settings)
-    paths = {r.path for r in app.router.routes if isinstance(r, StarletteRoute)}
-    app.router.routes.extend(r for r in lifecycle_routes() if r.path not in paths)
     state = app.state.gateway
     async with app.router.lifespan_context(app):
         await start_lifecycle(state)

@@ -11,22 +11,13 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.routing import Route
 
-from gateway.admin.routes import admin_routes
 from gateway.app import create_app
 from gateway.settings import Settings
 from registry.sqlite.store import open_registry
 
 ADMIN_TOKEN = "admin-test-token"
 ROW = {"instances": [[0.5, -1.0, 0.25, 2.0]]}
-
-
-def with_admin_routes(app: Starlette) -> Starlette:
-    paths = {route.path for route in app.router.routes if isinstance(route, Route)}
-    if "/admin/models/{name}/traffic" not in paths:
-        app.router.routes.extend(admin_routes(app.state.gateway))
-    return app
 
 
 class AdminGateway:
@@ -71,7 +62,7 @@ async def admin_gw(zoo_home) -> AsyncIterator[AdminGateway]:
     settings = Settings.from_environ(
         {}, home=str(zoo_home), admin_token=ADMIN_TOKEN, poll_interval_ms=20
     )
-    app = with_admin_routes(create_app(settings))
+    app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}

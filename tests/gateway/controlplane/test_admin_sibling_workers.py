@@ -16,7 +16,7 @@ from gateway.app import create_app
 from gateway.settings import Settings
 from registry.sqlite.store import open_registry
 
-from .conftest import ADMIN_TOKEN, ROW, with_admin_routes
+from .conftest import ADMIN_TOKEN, ROW
 
 AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -25,7 +25,7 @@ async def _worker(stack: AsyncExitStack, home) -> httpx.AsyncClient:
     settings = Settings.from_environ(
         {}, home=str(home), admin_token=ADMIN_TOKEN, poll_interval_ms=3_600_000
     )
-    app: Starlette = with_admin_routes(create_app(settings))
+    app: Starlette = create_app(settings)
     await stack.enter_async_context(app.router.lifespan_context(app))
     transport = httpx.ASGITransport(app=app)
     return await stack.enter_async_context(

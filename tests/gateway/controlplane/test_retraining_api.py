@@ -13,7 +13,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.admin.auth import AdminAuth
-from gateway.retraining.api import retraining_endpoint
+from gateway.admin.http import admin_endpoint
+from gateway.retraining.api import retraining
 from gateway.retraining.policy import REASONS, RetrainingInputs
 from gateway.retraining.trigger import RetrainingMonitor, TriggerConfig
 from gateway.settings import Settings
@@ -55,12 +56,10 @@ async def registry(tmp_path: Path) -> AsyncIterator[SqliteRegistry]:
 
 
 def make_client(tmp_path: Path, state: AppState) -> httpx.AsyncClient:
+    endpoint = admin_endpoint(retraining, state)  # type: ignore[arg-type]  # the fields it reads
     app = Starlette(
-        routes=[
-            Route("/admin/models/{name}/retraining", retraining_endpoint, methods=["GET", "PUT"])
-        ]
+        routes=[Route("/admin/models/{name}/retraining", endpoint, methods=["GET", "PUT"])]
     )
-    app.state.gateway = state
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 

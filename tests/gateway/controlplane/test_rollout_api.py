@@ -13,7 +13,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.admin.auth import AdminAuth
-from gateway.rollout.api import rollout_endpoint
+from gateway.admin.http import admin_endpoint
+from gateway.rollout.api import rollout
 from gateway.settings import Settings
 from registry.models import NewVersion, Stage
 from registry.sqlite.store import SqliteRegistry, open_registry
@@ -31,6 +32,7 @@ class AppState:
     auth: AdminAuth
     registry: SqliteRegistry
     publisher: Any = None
+    monitoring: Any = None
 
 
 async def add_version(registry: SqliteRegistry, model: str, version: str, stage: Stage | None):
@@ -56,16 +58,11 @@ async def registry(tmp_path: Path) -> AsyncIterator[SqliteRegistry]:
 
 @pytest.fixture
 async def client(tmp_path: Path, registry: SqliteRegistry) -> AsyncIterator[httpx.AsyncClient]:
+    state = AppState(Settings(home=tmp_path / "home"), AdminAuth(TOKEN), registry)
+    endpoint = admin_endpoint(rollout, state)  # type: ignore[arg-type]  # the fields it reads
     app = Starlette(
-        routes=[
-            Route(
-                "/admin/models/{name}/rollout",
-                rollout_endpoint,
-                methods=["GET", "POST", "DELETE"],
-            )
-        ]
+        routes=[Route("/admin/models/{name}/rollout", endpoint, methods=["GET", "POST", "DELETE"])]
     )
-    app.state.gateway = AppState(Settings(home=tmp_path / "home"), AdminAuth(TOKEN), registry)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http

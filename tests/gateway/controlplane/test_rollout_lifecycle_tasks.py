@@ -1,4 +1,4 @@
-"""``start_lifecycle`` / ``stop_lifecycle`` / ``lifecycle_routes`` on the real app: settings,
+"""``start_lifecycle`` / ``stop_lifecycle`` on the real app: settings,
 idempotency, one leader per home folder and hand-over when it stops."""
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.routing import Route
 
 from gateway.app import create_app
 from gateway.lifecycle import (
     LifecycleConfig,
-    lifecycle_routes,
     start_lifecycle,
     stop_lifecycle,
 )
@@ -42,8 +40,6 @@ def quick(monkeypatch: pytest.MonkeyPatch) -> None:
 async def app_on(home: Path, *, lifecycle: bool = True) -> AsyncIterator[tuple[Any, Any]]:
     settings = Settings.from_environ({}, home=str(home), admin_token=TOKEN, poll_interval_ms=20)
     app = create_app(settings)
-    paths = {r.path for r in app.router.routes if isinstance(r, Route)}
-    app.router.routes.extend(r for r in lifecycle_routes() if r.path not in paths)
     state = app.state.gateway
     async with app.router.lifespan_context(app):
         if lifecycle:
