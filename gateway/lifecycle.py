@@ -9,7 +9,7 @@ published and ``stop_lifecycle(state)`` first at shutdown (their routes are in
 * the ``RolloutController`` (acts only while leading), ticking every
   ``MODELGATE_ROLLOUT_TICK_S`` on a ``ServingStatsSource`` (``lifecycle_stats``);
 * the ``RetrainingMonitor`` (evaluates only while leading), configured from the
-  ``MODELGATE_RETRAIN_*`` variables (``TriggerConfig.from_environ``) and fed by
+  ``MODELGATE_RETRAIN_*`` variables (``gateway.settings.RetrainingSettings``) and fed by
   ``lifecycle_inputs.retraining_inputs``. It is also ``state.retraining``, which
   ``GET|PUT /admin/models/{name}/retraining`` reads in any worker;
 * ``ExternalRollbacks`` (counts only while leading, on the rollout tick): rollbacks made by
@@ -23,7 +23,6 @@ idempotent, so a test can call them around a lifespan that already does.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,51 +37,44 @@ from gateway.rollout.external_rollbacks import ExternalRollbacks
 from gateway.rollout.metrics import PrometheusRolloutMetrics
 from gateway.rollout.serving_source import ServingStatsSource
 from gateway.rollout.store import Rollouts
-from gateway.settings import SettingsError
+from gateway.settings import (
+    LifecycleSettings,
+    RetrainingSettings,
+    Settings,
+    SettingsError,
+    lifecycle_settings,
+)
 
 if TYPE_CHECKING:
     from gateway.state import GatewayState
 
 logger = logging.getLogger("modelgate.lifecycle")
 
-DEFAULT_TICK_S = 1.0
-DEFAULT_LEADER_RETRY_S = 1.0
-
-
-def _seconds(env: Mapping[str, str], var: str, default: float) -> float:
-    raw = (env.get(var) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{var}={raw!r}: expected a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise SettingsError(f"{var}={raw!r}: expected a number of seconds > 0")
-    return value
-
 
 @dataclass(frozen=True, slots=True)
 class LifecycleConfig:
-    tick_s: float = DEFAULT_TICK_S
-    leader_retry_s: float = DEFAULT_LEADER_RETRY_S
+    tick_s: float = 1.0
+    leader_retry_s: float = 1.0
     trigger: TriggerConfig = field(default_factory=TriggerConfig)
     inputs: InputsConfig = field(default_factory=InputsConfig)
 
     @classmethod
+    def from_settings(cls, settings: Settings) -> LifecycleConfig:
+        return cls.of(settings.lifecycle, settings.retraining)
+
+    @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> LifecycleConfig:
-        env = os.environ if environ is None else environ
+        """The lifecycle's ``MODELGATE_*`` variables of ``environ`` (read by gateway.settings)."""
+        return cls.of(*lifecycle_settings(os.environ if environ is None else environ))
+
+    @classmethod
+    def of(cls, life: LifecycleSettings, retraining: RetrainingSettings) -> LifecycleConfig:
         try:
-            trigger = TriggerConfig.from_environ(env)
-            inputs = InputsConfig.from_environ(env)
+            trigger = TriggerConfig.from_settings(retraining)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
-        return cls(
-            tick_s=_seconds(env, "MODELGATE_ROLLOUT_TICK_S", DEFAULT_TICK_S),
-            leader_retry_s=_seconds(env, "MODELGATE_LEADER_RETRY_S", DEFAULT_LEADER_RETRY_S),
-            trigger=trigger,
-            inputs=inputs,
-        )
+        inputs = InputsConfig.from_settings(retraining)
+        return cls(life.tick_s, life.leader_retry_s, trigger, inputs)
 
 
 @dataclass(eq=False)
@@ -111,7 +103,7 @@ async def start_lifecycle(state: GatewayState) -> None:
         return
     if state.registry is None:
         raise RuntimeError("start_lifecycle needs the registry open (after the first publish)")
-    config = LifecycleConfig.from_environ()
+    config = LifecycleConfig.from_settings(state.settings)
     home = state.settings.paths.root
     metrics = metrics_of(state)
     leader = LeaderElection(home / LEADER_LOCK, retry_s=config.leader_retry_s)

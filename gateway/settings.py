@@ -1,15 +1,21 @@
-"""Gateway settings: one frozen dataclass built from an environment mapping.
+"""Gateway settings: frozen dataclasses built from an environment mapping, in one place.
 
-Every knob is a ``MODELGATE_*`` variable (the names are shared with the benchmarks);
-``from_environ`` casts each one and fails fast with a message naming the variable.
-CLI flags win over the environment by being passed as ``overrides``.
+Every knob of a serving process is a ``MODELGATE_*`` variable read here and nowhere else
+(the table is in ``docs/configuration.md``): ``Settings`` for serving and monitoring, with
+``LifecycleSettings`` (rollout controller, leader election) and ``RetrainingSettings``
+(the retraining trigger) inside it. ``from_environ`` casts every variable and fails at
+start-up with one line per bad value, each naming its variable. CLI flags win over the
+environment by being passed as ``overrides``.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,34 @@ INFERENCE_MODES = ("auto", "inline", "thread")
 
 class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleSettings:
+    """The rollout controller's tick and the leader election's retry period."""
+
+    tick_s: float = 1.0  # MODELGATE_ROLLOUT_TICK_S
+    leader_retry_s: float = 1.0  # MODELGATE_LEADER_RETRY_S
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainingSettings:
+    """Where the retraining trigger fires, how often it evaluates, and its base policy."""
+
+    webhook_url: str | None = None
+    webhook_token: str | None = None  # sent as "Authorization: Bearer ..." when set
+    command: tuple[str, ...] = ()
+    cooldown_s: float = 24 * 3600.0
+    every_s: float = 300.0
+    attempts: int = 4
+    backoff_s: float = 1.0
+    backoff_max_s: float = 60.0
+    timeout_s: float = 10.0
+    # RetrainingPolicy.for_model's {"field": v, "models": {name: {...}}}, validated there
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    # live accuracy over labels of the last accuracy_window_s, once min_labels arrived
+    accuracy_window_s: float = 24 * 3600.0
+    min_labels: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +100,8 @@ class Settings:
     feedback_capacity: int = 100_000
     feedback_ttl_s: float = 86_400.0
     feedback_window: int = 1000
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    retraining: RetrainingSettings = field(default_factory=RetrainingSettings)
 
     @property
     def paths(self) -> HomePaths:
@@ -83,15 +119,13 @@ class Settings:
         the environment.
         """
         env = os.environ if environ is None else environ
+        errors: list[str] = []
         values: dict[str, Any] = {"home": resolve_home(None, env).root}
-        for name, (var, cast) in _ENV.items():
-            raw = env.get(var)
-            if raw is None or raw.strip() == "":
-                continue
-            try:
-                values[name] = cast(raw.strip())
-            except (TypeError, ValueError) as exc:
-                raise SettingsError(f"{var}={raw!r}: {exc}") from None
+        values.update(_read(env, _ENV, errors))
+        values["lifecycle"] = LifecycleSettings(**_read(env, _LIFECYCLE_ENV, errors))
+        values["retraining"] = RetrainingSettings(**_read(env, _RETRAINING_ENV, errors))
+        if errors:
+            raise SettingsError("\n".join(errors))
         for key, value in overrides.items():
             if value is None:
                 continue
@@ -108,6 +142,8 @@ class Settings:
         return changed
 
     def validate(self) -> None:
+        """SettingsError with one line per value out of range."""
+        life, retrain = self.lifecycle, self.retraining
         checks: list[tuple[bool, str]] = [
             (1 <= self.port <= 65535, "port must be between 1 and 65535"),
             (self.workers >= 1, "workers must be at least 1"),
@@ -151,10 +187,20 @@ class Settings:
             ),
             (self.feedback_ttl_s > 0, "MODELGATE_FEEDBACK_TTL_S must be > 0"),
             (self.feedback_window >= 1, "MODELGATE_FEEDBACK_WINDOW must be at least 1"),
+            (life.tick_s > 0, "MODELGATE_ROLLOUT_TICK_S must be a number of seconds > 0"),
+            (life.leader_retry_s > 0, "MODELGATE_LEADER_RETRY_S must be a number of seconds > 0"),
+            (retrain.cooldown_s >= 0, "MODELGATE_RETRAIN_COOLDOWN_S must be >= 0"),
+            (retrain.every_s > 0, "MODELGATE_RETRAIN_EVERY_S must be > 0"),
+            (retrain.attempts >= 1, "MODELGATE_RETRAIN_ATTEMPTS must be >= 1"),
+            (retrain.backoff_s >= 0, "MODELGATE_RETRAIN_BACKOFF_S must be >= 0"),
+            (retrain.backoff_max_s >= 0, "MODELGATE_RETRAIN_BACKOFF_MAX_S must be >= 0"),
+            (retrain.timeout_s > 0, "MODELGATE_RETRAIN_TIMEOUT_S must be > 0"),
+            (retrain.accuracy_window_s > 0, "MODELGATE_RETRAIN_ACCURACY_WINDOW_S must be > 0"),
+            (retrain.min_labels >= 1, "MODELGATE_RETRAIN_MIN_LABELS must be an integer >= 1"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise SettingsError(message)
+        failed = [message for ok, message in checks if not ok]
+        if failed:
+            raise SettingsError("\n".join(failed))
 
     def to_environ(self) -> dict[str, str]:
         """The MODELGATE_* variables that rebuild these settings (for uvicorn workers)."""
@@ -170,6 +216,23 @@ class Settings:
         return out
 
 
+def _read(
+    env: Mapping[str, str], table: dict[str, tuple[str, Callable[[str], Any]]], errors: list[str]
+) -> dict[str, Any]:
+    """The fields of ``table`` whose variable is set; a value that does not cast adds one
+    line to ``errors``."""
+    values: dict[str, Any] = {}
+    for name, (var, cast) in table.items():
+        raw = env.get(var)
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            values[name] = cast(raw.strip())
+        except (TypeError, ValueError) as exc:
+            errors.append(f"{var}={raw!r}: {exc}")
+    return values
+
+
 def _int(raw: str) -> int:
     try:
         return int(raw)
@@ -179,9 +242,26 @@ def _int(raw: str) -> int:
 
 def _number(raw: str) -> float:
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ValueError("expected a number") from None
+    if not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return value
+
+
+def _json_object(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ValueError("expected a JSON object") from None
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")
+    return value
+
+
+def _words(raw: str) -> tuple[str, ...]:
+    return tuple(shlex.split(raw))
 
 
 def _switch(raw: str) -> bool:
@@ -234,3 +314,34 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "feedback_ttl_s": ("MODELGATE_FEEDBACK_TTL_S", _number),
     "feedback_window": ("MODELGATE_FEEDBACK_WINDOW", _int),
 }
+
+_LIFECYCLE_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "tick_s": ("MODELGATE_ROLLOUT_TICK_S", _number),
+    "leader_retry_s": ("MODELGATE_LEADER_RETRY_S", _number),
+}
+
+_RETRAINING_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "webhook_url": ("MODELGATE_RETRAIN_WEBHOOK", _text),
+    "webhook_token": ("MODELGATE_RETRAIN_WEBHOOK_TOKEN", _text),
+    "command": ("MODELGATE_RETRAIN_COMMAND", _words),
+    "cooldown_s": ("MODELGATE_RETRAIN_COOLDOWN_S", _number),
+    "every_s": ("MODELGATE_RETRAIN_EVERY_S", _number),
+    "attempts": ("MODELGATE_RETRAIN_ATTEMPTS", _int),
+    "backoff_s": ("MODELGATE_RETRAIN_BACKOFF_S", _number),
+    "backoff_max_s": ("MODELGATE_RETRAIN_BACKOFF_MAX_S", _number),
+    "timeout_s": ("MODELGATE_RETRAIN_TIMEOUT_S", _number),
+    "policy": ("MODELGATE_RETRAIN_POLICY", _json_object),
+    "accuracy_window_s": ("MODELGATE_RETRAIN_ACCURACY_WINDOW_S", _number),
+    "min_labels": ("MODELGATE_RETRAIN_MIN_LABELS", _int),
+}
+
+
+def lifecycle_settings(environ: Mapping[str, str]) -> tuple[LifecycleSettings, RetrainingSettings]:
+    """Only the lifecycle's groups of ``environ`` (for tools that need no home folder)."""
+    errors: list[str] = []
+    life = LifecycleSettings(**_read(environ, _LIFECYCLE_ENV, errors))
+    retrain = RetrainingSettings(**_read(environ, _RETRAINING_ENV, errors))
+    if errors:
+        raise SettingsError("\n".join(errors))
+    Settings(home=Path("."), lifecycle=life, retraining=retrain).validate()
+    return life, retrain

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import math
-import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -41,6 +39,7 @@ from gateway.monitoring.reference import Reference
 from gateway.monitoring.window import PredictionWindow, WindowSnapshot
 from gateway.retraining.policy import RetrainingInputs, training_date
 from gateway.rollout.serving_source import flush_recorder
+from gateway.settings import RetrainingSettings
 
 if TYPE_CHECKING:
     from gateway.state import GatewayState
@@ -60,29 +59,8 @@ class InputsConfig:
     min_labels: int = DEFAULT_MIN_LABELS
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> InputsConfig:
-        """ValueError naming the variable for a value that cannot be used."""
-        env = os.environ if environ is None else environ
-        window = (env.get("MODELGATE_RETRAIN_ACCURACY_WINDOW_S") or "").strip()
-        labels = (env.get("MODELGATE_RETRAIN_MIN_LABELS") or "").strip()
-        out = cls()
-        if window:
-            try:
-                seconds = float(window)
-            except ValueError:
-                seconds = math.nan
-            if not math.isfinite(seconds) or seconds <= 0:
-                raise ValueError(
-                    f"MODELGATE_RETRAIN_ACCURACY_WINDOW_S={window!r}: expected seconds > 0"
-                )
-            out = cls(seconds, out.min_labels)
-        if labels:
-            if not labels.isdigit() or int(labels) < 1:
-                raise ValueError(
-                    f"MODELGATE_RETRAIN_MIN_LABELS={labels!r}: expected an integer >= 1"
-                )
-            out = cls(out.accuracy_window_s, int(labels))
-        return out
+    def from_settings(cls, settings: RetrainingSettings) -> InputsConfig:
+        return cls(settings.accuracy_window_s, settings.min_labels)
 
 
 async def _maybe_await(value: Any) -> Any:

@@ -32,7 +32,6 @@ import asyncio
 import logging
 import math
 import os
-import shlex
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
@@ -40,8 +39,6 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from gateway.coordination.background import BackgroundTask
 from gateway.coordination.leader import FileMutex, LeaderElection
@@ -54,6 +51,7 @@ from gateway.retraining.policy import (
     should_retrain,
     training_date,
 )
+from gateway.settings import RetrainingSettings, lifecycle_settings
 from registry.base import RegistryStore
 
 logger = logging.getLogger("modelgate.retraining")
@@ -72,19 +70,6 @@ def policy_key(model: str) -> str:
 
 def status_key(model: str) -> str:
     return f"retraining-status:{model}"
-
-
-def _float_env(env: Mapping[str, str], var: str, default: float) -> float:
-    raw = (env.get(var) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{var}={raw!r}: expected a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{var}={raw!r}: expected a number >= 0")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,32 +113,26 @@ class TriggerConfig:
         return bool(self.webhook_url or self.command)
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> TriggerConfig:
-        env = os.environ if environ is None else environ
-        policy_raw = (env.get("MODELGATE_RETRAIN_POLICY") or "").strip()
-        try:
-            policy = orjson.loads(policy_raw) if policy_raw else {}
-        except orjson.JSONDecodeError:
-            raise ValueError("MODELGATE_RETRAIN_POLICY must be a JSON object") from None
-        if not isinstance(policy, dict):
-            raise ValueError("MODELGATE_RETRAIN_POLICY must be a JSON object")
-        attempts = _float_env(env, "MODELGATE_RETRAIN_ATTEMPTS", 4)
-        if attempts != int(attempts):
-            raise ValueError("MODELGATE_RETRAIN_ATTEMPTS must be an integer")
+    def from_settings(cls, settings: RetrainingSettings) -> TriggerConfig:
         return cls(
-            webhook_url=(env.get("MODELGATE_RETRAIN_WEBHOOK") or "").strip() or None,
-            webhook_token=(env.get("MODELGATE_RETRAIN_WEBHOOK_TOKEN") or "").strip() or None,
-            command=tuple(shlex.split(env.get("MODELGATE_RETRAIN_COMMAND") or "")),
-            cooldown_s=_float_env(env, "MODELGATE_RETRAIN_COOLDOWN_S", DEFAULT_COOLDOWN_S),
-            evaluate_every_s=_float_env(env, "MODELGATE_RETRAIN_EVERY_S", DEFAULT_EVERY_S),
+            webhook_url=settings.webhook_url,
+            webhook_token=settings.webhook_token,
+            command=settings.command,
+            cooldown_s=settings.cooldown_s,
+            evaluate_every_s=settings.every_s,
             retry=RetryPolicy(
-                max_attempts=int(attempts),
-                backoff_initial_s=_float_env(env, "MODELGATE_RETRAIN_BACKOFF_S", 1.0),
-                backoff_max_s=_float_env(env, "MODELGATE_RETRAIN_BACKOFF_MAX_S", 60.0),
-                timeout_s=_float_env(env, "MODELGATE_RETRAIN_TIMEOUT_S", 10.0),
+                max_attempts=settings.attempts,
+                backoff_initial_s=settings.backoff_s,
+                backoff_max_s=settings.backoff_max_s,
+                timeout_s=settings.timeout_s,
             ),
-            policy=policy,
+            policy=settings.policy,
         )
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> TriggerConfig:
+        """The ``MODELGATE_RETRAIN_*`` variables of ``environ`` (read by gateway.settings)."""
+        return cls.from_settings(lifecycle_settings(os.environ if environ is None else environ)[1])
 
     def describe(self) -> dict[str, Any]:
         """For the API: where it fires, without secrets (no query string, no credentials)."""

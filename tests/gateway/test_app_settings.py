@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from gateway.admin.auth import AdminAuth, read_or_create_token, resolve_admin_token
-from gateway.settings import _ENV, Settings, SettingsError
+from gateway.settings import (
+    _ENV,
+    _LIFECYCLE_ENV,
+    _RETRAINING_ENV,
+    LifecycleSettings,
+    RetrainingSettings,
+    Settings,
+    SettingsError,
+)
 
 
 def test_defaults(tmp_path):
@@ -75,7 +83,41 @@ def test_bad_values_fail_fast_naming_the_variable(tmp_path, name, value, message
 
 
 def test_every_field_but_home_has_a_variable():
-    assert {f.name for f in fields(Settings)} == set(_ENV) | {"home"}
+    groups = {"home", "lifecycle", "retraining"}
+    assert {f.name for f in fields(Settings)} == set(_ENV) | groups
+    assert {f.name for f in fields(LifecycleSettings)} == set(_LIFECYCLE_ENV)
+    assert {f.name for f in fields(RetrainingSettings)} == set(_RETRAINING_ENV)
+
+
+def test_every_bad_value_is_reported_on_its_own_line(tmp_path):
+    env = {
+        "MODELGATE_HOME": str(tmp_path),
+        "MODELGATE_PORT": "http",
+        "MODELGATE_ROLLOUT_TICK_S": "soon",
+        "MODELGATE_RETRAIN_POLICY": "[1]",
+    }
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_environ(env)
+    assert str(caught.value).splitlines() == [
+        "MODELGATE_PORT='http': expected an integer",
+        "MODELGATE_ROLLOUT_TICK_S='soon': expected a number",
+        "MODELGATE_RETRAIN_POLICY='[1]': expected a JSON object",
+    ]
+
+
+def test_the_lifecycle_groups_are_read_with_the_rest(tmp_path):
+    env = {
+        "MODELGATE_HOME": str(tmp_path),
+        "MODELGATE_ROLLOUT_TICK_S": "0.5",
+        "MODELGATE_RETRAIN_COMMAND": "python -m retrain --model 'churn model'",
+        "MODELGATE_RETRAIN_MIN_LABELS": "250",
+    }
+    settings = Settings.from_environ(env)
+    assert settings.lifecycle == LifecycleSettings(tick_s=0.5)
+    assert settings.retraining.command == ("python", "-m", "retrain", "--model", "churn model")
+    assert settings.retraining.min_labels == 250
+    with pytest.raises(SettingsError, match="MODELGATE_RETRAIN_MIN_LABELS must be an integer"):
+        Settings.from_environ({**env, "MODELGATE_RETRAIN_MIN_LABELS": "0"})
 
 
 def test_the_token_file_is_created_once_with_mode_0600(tmp_path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import threading
 import time
@@ -157,7 +158,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, url: str, cooldown_s: float) -> N
 @contextlib.asynccontextmanager
 async def running_gateway(home: Path, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings.from_environ(
-        {}, home=str(home), admin_token=TOKEN, poll_interval_ms=20, **overrides
+        os.environ, home=str(home), admin_token=TOKEN, poll_interval_ms=20, **overrides
     )
     app = create_app(settings)
     state = app.state.gateway

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import warnings
 from collections import Counter
@@ -131,7 +132,7 @@ class Gateway:
 async def running_gateway(home: Path, monitoring: bool = True) -> AsyncIterator[Gateway]:
     """The real app with its lifespan and the lifecycle (idempotent if app.py wires it)."""
     settings = Settings.from_environ(
-        {}, home=str(home), admin_token=TOKEN, poll_interval_ms=20, monitoring=monitoring
+        os.environ, home=str(home), admin_token=TOKEN, poll_interval_ms=20, monitoring=monitoring
     )
     app = create_app(settings)
     state = app.state.gateway

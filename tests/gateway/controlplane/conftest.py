@@ -3,6 +3,7 @@ of the zoo registry, with the admin routes appended when routes.py does not have
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -60,7 +61,7 @@ class AdminGateway:
 async def admin_gw(zoo_home) -> AsyncIterator[AdminGateway]:
     """clf 1.0.0 production, 1.1.0 staging, 2.0.0 registered (stage none); reg; mixed."""
     settings = Settings.from_environ(
-        {}, home=str(zoo_home), admin_token=ADMIN_TOKEN, poll_interval_ms=20
+        os.environ, home=str(zoo_home), admin_token=ADMIN_TOKEN, poll_interval_ms=20
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

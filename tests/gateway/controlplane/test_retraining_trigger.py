@@ -387,7 +387,7 @@ def test_trigger_config_from_environment() -> None:
         ({"MODELGATE_RETRAIN_WEBHOOK": "ftp://x/"}, "MODELGATE_RETRAIN_WEBHOOK: .*http"),
         ({"MODELGATE_RETRAIN_COOLDOWN_S": "soon"}, "expected a number"),
         ({"MODELGATE_RETRAIN_ATTEMPTS": "0"}, "MODELGATE_RETRAIN_ATTEMPTS must be >= 1"),
-        ({"MODELGATE_RETRAIN_EVERY_S": "0"}, "MODELGATE_RETRAIN_EVERY_S > 0"),
+        ({"MODELGATE_RETRAIN_EVERY_S": "0"}, "MODELGATE_RETRAIN_EVERY_S must be > 0"),
         ({"MODELGATE_RETRAIN_POLICY": "[1]"}, "JSON object"),
         ({"MODELGATE_RETRAIN_POLICY": '{"max_psi": 1}'}, "POLICY: unknown retraining policy"),
     ]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,9 @@ def quick(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @contextlib.asynccontextmanager
 async def app_on(home: Path, *, lifecycle: bool = True) -> AsyncIterator[tuple[Any, Any]]:
-    settings = Settings.from_environ({}, home=str(home), admin_token=TOKEN, poll_interval_ms=20)
+    settings = Settings.from_environ(
+        os.environ, home=str(home), admin_token=TOKEN, poll_interval_ms=20
+    )
     app = create_app(settings)
     state = app.state.gateway
     async with app.router.lifespan_context(app):
