@@ -152,3 +152,10 @@ def test_bearer_check():
         assert not auth.authorized(bad), bad
     with pytest.raises(ValueError):
         AdminAuth("")
+
+
+def test_the_configuration_page_lists_every_variable():
+    page = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    for table in (_ENV, _LIFECYCLE_ENV, _RETRAINING_ENV):
+        for var, _cast in table.values():
+            assert f"| `{var}` |" in page, var
