@@ -13,13 +13,13 @@ stage rows, so an override can never happen without its audit entry.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
+from gateway.changes.plan import promotion_deployment
 from gateway.cli.output import CLIError
 from gateway.evaluation.gates import GateResult, GateTolerances, check_promotion
 from registry.base import RegistryStore
-from registry.models import Deployment, ModelVersion, Route, Stage
+from registry.models import ModelVersion, Stage
 
 GATE_OVERRIDE = "gate_override"
 
@@ -50,18 +50,6 @@ def refusal(candidate: ModelVersion, production: str, result: GateResult) -> CLI
     return CLIError(
         f"the promotion gate refused {candidate.model} {candidate.version} (production "
         f"{production}): {'; '.join(result.reasons)}; override with --force --reason TEXT"
-    )
-
-
-def promotion_deployment(before: Deployment, target: str, previous: str | None) -> Deployment:
-    """All traffic to ``target``; shadows or a challenger naming it or the outgoing
-    production are dropped, as a plain promotion does."""
-    dropped = {target, previous}
-    return dataclasses.replace(
-        before,
-        routes=(Route(target, 100.0),),
-        shadows=tuple(s for s in before.shadows if s.version not in dropped),
-        challenger=None if before.challenger in dropped else before.challenger,
     )
 
 
