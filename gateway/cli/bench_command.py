@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gateway.cli.extras import BENCH, require_extra
 from gateway.cli.output import CLIError
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
@@ -48,5 +49,7 @@ def run_bench(args: argparse.Namespace) -> int:
 def run_harness(arguments: list[str]) -> int:
     """``python -m benchmarks ARGUMENTS`` in the source checkout; its exit status."""
     root = harness_root()
+    if not {"-h", "--help"} & set(arguments):
+        require_extra(BENCH, "modelgate bench")
     command = [sys.executable, "-m", "benchmarks", *arguments]
     return subprocess.run(command, cwd=root, check=False).returncode

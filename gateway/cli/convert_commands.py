@@ -1,7 +1,8 @@
 """`convert` (scikit-learn -> ONNX with a parity proof, registered) and `demo`.
 
 scikit-learn, skl2onnx and pandas are imported inside the handlers only: the gateway
-(and every other verb) runs without the `convert` extra installed.
+(and every other verb) runs without the `convert` extra installed, and these two verbs
+say in one line that they need it.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import re
 from typing import Any
 
 from gateway.cli.common import actor, common_options, opened_registry
+from gateway.cli.extras import CONVERT, needs_extra
 from gateway.cli.output import CLIError, fail, print_json, print_table
 from registry.models import ModelVersion
 
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}")
-_INSTALL_HINT = "this command needs scikit-learn and skl2onnx: pip install 'modelgate[convert]'"
 
 
 def _parse_tags(items: list[str]) -> dict[str, str]:
@@ -62,7 +63,7 @@ def _parity_summary(parity: dict[str, Any]) -> tuple[Any, Any, str]:
 
 
 async def cmd_convert(args: argparse.Namespace) -> int:
-    try:
+    with needs_extra(CONVERT, "modelgate convert"):
         from converters import (
             ConversionError,
             git_commit_of,
@@ -71,8 +72,6 @@ async def cmd_convert(args: argparse.Namespace) -> int:
             publish,
             read_table,
         )
-    except ImportError:
-        fail(_INSTALL_HINT)
     tags = _parse_tags(args.tag)
     if args.git_commit is not None and not _SHA.fullmatch(args.git_commit):
         fail(f"invalid --git-commit {args.git_commit!r}: expected a hex commit sha")
@@ -122,11 +121,9 @@ async def cmd_convert(args: argparse.Namespace) -> int:
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
-    try:
+    with needs_extra(CONVERT, "modelgate demo"):
         from converters.demo import MODEL, register_demo
         from converters.demo_data import write_demo_dataset
-    except ImportError:
-        fail(_INSTALL_HINT)
     async with opened_registry(args) as registry:
         existing = {m.name for m in await registry.list_models()}
         created = MODEL not in existing

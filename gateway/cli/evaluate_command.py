@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from gateway.cli.common import actor, common_options, home_of, opened_registry
+from gateway.cli.extras import CONVERT, needs_extra
 from gateway.cli.output import fail, print_json, print_table
 
 REPORT_JSON = "evaluation.json"
@@ -51,11 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load(path: str) -> tuple[Any, str]:
-    try:
+    with needs_extra(CONVERT, "modelgate evaluate"):
         from converters.data import dataset_fingerprint, load_sample
         from converters.errors import DataError
-    except ImportError:
-        fail("evaluate reads data with pandas: pip install 'modelgate[convert]'")
     try:
         frame, _ = load_sample(path)
     except DataError as exc:
@@ -130,8 +129,9 @@ def _print_summary(report: dict[str, Any], json_path: Path, html_path: Path) -> 
 
 
 async def run_evaluate(args: argparse.Namespace) -> int:
+    with needs_extra(CONVERT, "modelgate evaluate"):
+        from gateway.evaluation.evaluator import evaluate
     from gateway.evaluation.errors import EvaluationError
-    from gateway.evaluation.evaluator import evaluate
 
     frame, fingerprint = _load(args.data)
     if args.label not in frame.columns:

@@ -7,16 +7,20 @@ They read ``GET /admin/models/{name}/drift`` / ``/health`` (the live windows exi
 in the server). The admin token is ``MODELGATE_ADMIN_TOKEN``, else ``<home>/admin-token``
 (the file ``serve`` writes); ``--url`` defaults to ``MODELGATE_URL``, else
 ``http://127.0.0.1:8000``. Any failure (server unreachable, 401, unknown model) is one
-line on stderr and exit status 2.
+line on stderr and exit status 2. The request uses the standard library (``urllib``): the
+CLI needs no HTTP client package beyond the core dependencies.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
+import urllib.error
+import urllib.parse
+import urllib.request
 from typing import Any
 
-import httpx
 import orjson
 
 from gateway.cli.common import common_options, home_of
@@ -28,36 +32,66 @@ TIMEOUT_S = 30.0
 
 def admin_token(args: argparse.Namespace) -> str:
     token = os.environ.get("MODELGATE_ADMIN_TOKEN", "").strip()
-    if token:
-        return token
-    path = home_of(args).admin_token
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        token = ""
     if not token:
-        raise CLIError(
-            f"no admin token: set MODELGATE_ADMIN_TOKEN or start the server once ({path})"
-        )
+        path = home_of(args).admin_token
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError:
+            token = ""
+        if not token:
+            raise CLIError(
+                f"no admin token: set MODELGATE_ADMIN_TOKEN or start the server once ({path})"
+            )
+    if not (token.isascii() and token.isprintable()):
+        raise CLIError("the admin token holds characters an HTTP header cannot carry")
     return token
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer like any other non-200 (the token is not sent on)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect())
+
+
+def _get(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """(status, body) of ``GET url``; OSError / HTTPException when there is no answer."""
+    request = urllib.request.Request(url, headers=headers, method="GET")
+    try:
+        with _OPENER.open(request, timeout=TIMEOUT_S) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:  # an answer with a status other than 2xx
+        with exc:
+            return exc.code, exc.read()
+
+
+def _reason(exc: Exception) -> str:
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return " ".join(str(reason).split()) or type(reason).__name__
 
 
 def fetch(args: argparse.Namespace, what: str) -> dict[str, Any]:
     """``GET /admin/models/{name}/{what}`` of the server at ``--url``."""
     base = (args.url or os.environ.get("MODELGATE_URL") or DEFAULT_URL).rstrip("/")
-    url = f"{base}/admin/models/{args.name}/{what}"
+    url = f"{base}/admin/models/{urllib.parse.quote(args.name, safe='')}/{what}"
     headers = {"authorization": f"Bearer {admin_token(args)}"}
+    if urllib.parse.urlsplit(base).scheme.lower() not in ("http", "https"):
+        raise CLIError(f"cannot reach the server at {base}: not an http:// or https:// URL")
     try:
-        response = httpx.get(url, headers=headers, timeout=TIMEOUT_S)
-    except httpx.HTTPError as exc:
-        raise CLIError(f"cannot reach the server at {base}: {exc}") from None
+        status, content = _get(url, headers)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise CLIError(f"cannot reach the server at {base}: {_reason(exc)}") from None
     try:
-        body = orjson.loads(response.content)
+        body = orjson.loads(content)
     except orjson.JSONDecodeError:
         body = None
-    if response.status_code != 200:
+    if status != 200:
         message = body.get("error") if isinstance(body, dict) else None
-        raise CLIError(f"{url}: HTTP {response.status_code}: {message or response.text[:200]}")
+        text = " ".join(content.decode("utf-8", "replace")[:200].split())
+        raise CLIError(f"{url}: HTTP {status}: {message or text}")
     if not isinstance(body, dict):
         raise CLIError(f"{url}: the answer is not a JSON object")
     return body

@@ -23,6 +23,7 @@ import orjson
 
 from gateway.admin.auth import resolve_admin_token
 from gateway.cli.common import actor, common_options
+from gateway.cli.extras import CONVERT, needs_extra
 from gateway.cli.output import CLIError
 from gateway.dataplane.http.fastpath import GatewayHttpProtocol
 from gateway.monitoring.metrics.multiproc import ENV_VAR as MULTIPROC_ENV
@@ -82,7 +83,8 @@ async def _prepare(settings: Settings, demo: bool) -> tuple[str, dict[str, Any]]
     try:
         models = await registry.list_models()
         if demo and not models:
-            from converters.demo import register_demo  # lazy: serving never needs sklearn
+            with needs_extra(CONVERT, "modelgate serve --demo"):
+                from converters.demo import register_demo  # lazy: serving never needs sklearn
 
             print("registering the demo model (training takes a few seconds)...", flush=True)
             await register_demo(registry, actor=actor())
