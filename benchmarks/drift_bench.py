@@ -1,4 +1,4 @@
-"""Micro-benchmark: incremental numba PSI against the lifecycle guide's numpy recomputation.
+"""Micro-benchmark: incremental numba PSI against the usual numpy recomputation.
 
     python benchmarks/drift_bench.py [--out benchmarks/results/drift_bench.json] [--repeats 15]
 
@@ -8,7 +8,7 @@ Side by side in one run, medians over repeats (``time.perf_counter_ns``):
     they replace leave it): one row per call as the gateway records, and amortised over
     batches; also the whole ``PredictionWindow.record`` call for context. Target <= 1 us/row.
 (b) PSI of all 30 features from those counts. Target <= 10 us.
-(c) the guide's ``calculate_psi`` (copied verbatim below) recomputed for 30 features over a
+(c) the textbook ``calculate_psi`` (np.histogram, below) recomputed for 30 features over a
     10,000-row reference and a 1,000-row window; reported as a ratio to (b), target >= 1,000x.
 (d) for reference, our semantics recomputed in plain numpy (``stats.psi_reference``).
 """
@@ -40,7 +40,7 @@ WINDOW_ROWS = 1_000
 RING_ROWS = 10_000
 
 
-# --- baseline: the lifecycle guide's calculate_psi, verbatim --------------------------------
+# --- baseline: the textbook calculate_psi (docs/performance-notes.md, numba PSI) -----------
 def calculate_psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
     """
     Calculate Population Stability Index

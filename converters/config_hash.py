@@ -1,4 +1,4 @@
-"""The lifecycle guide's TrainingConfig and its 8-character configuration hash, verbatim."""
+"""TrainingConfig and its 8-character hash (docs/lifecycle.md, "Training config and its hash")."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ FIELDS = ("model_type", "hyperparameters", "dataset_version", "feature_set", "ra
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Immutable training configuration (hash-compatible with the lifecycle guide)."""
+    """Immutable training configuration; the hash recipe is fixed (docs/lifecycle.md)."""
 
     model_type: str
     hyperparameters: dict[str, Any]

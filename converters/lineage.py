@@ -1,5 +1,5 @@
 """Lineage (docs/contracts.md#lineage): what is inferred from the estimator and the sample,
-extended and overridden by the lifecycle guide's metadata.yaml."""
+extended and overridden by metadata.yaml (docs/lifecycle.md, "metadata.yaml")."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def git_commit_of(path: str | Path) -> str | None:
 
 
 def load_metadata(path: str | Path) -> dict[str, Any]:
-    """The guide's metadata.yaml as a JSON-safe dict; ConversionError when unreadable."""
+    """A metadata.yaml file as a JSON-safe dict; ConversionError when unreadable."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -1,6 +1,6 @@
 """Reference distributions (docs/contracts.md#reference-distributions) captured at registration.
 
-Binning follows design.md "Statistics semantics": inner edges are the quantiles at
+Binning follows docs/contracts.md, "Statistics semantics": inner edges are the quantiles at
 1/bins .. (bins-1)/bins, deduplicated; a value lands in ``np.searchsorted(edges, x,
 side="right")``, so the outer bins are open and out-of-range values are still counted.
 Numerical values are rounded through float32 first: that is what the served model

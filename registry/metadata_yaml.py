@@ -1,7 +1,7 @@
-"""Export a version as the lifecycle guide's ``metadata.yaml``.
+"""Export a version as ``metadata.yaml`` (docs/lifecycle.md, "metadata.yaml").
 
-The guide's keys come first, in its order (model_version, model_type, framework,
-training, hyperparameters, features, performance, deployment); the guide's sub-keys are
+The shared layout's keys come first, in its order (model_version, model_type, framework,
+training, hyperparameters, features, performance, deployment); their fixed sub-keys are
 always present (null when unknown) so tools can rely on the layout. modelgate's lineage
 follows: model, estimator, training_config + config_hash, onnx, parity, evaluation,
 artifact, created_at/by, description, tags, git_commit, stage, aliases.
@@ -56,7 +56,7 @@ def _plain(value: Any) -> Any:
 
 
 def _section(source: Any, keys: tuple[str, ...]) -> dict[str, Any]:
-    """The guide's keys first (null when missing), then any extra keys the lineage has."""
+    """The layout's fixed keys first (null when missing), then any extra keys the lineage has."""
     data = source if isinstance(source, Mapping) else {}
     out = {key: _plain(data.get(key)) for key in keys}
     for key, value in data.items():

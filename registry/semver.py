@@ -2,7 +2,7 @@
 
 Decisions:
 
-* A leading ``v`` or ``V`` (the lifecycle guide writes ``v1.1.0``) is accepted and
+* A leading ``v`` or ``V`` (training tools write ``v1.1.0``; docs/lifecycle.md) is accepted and
   normalised away: the registry stores and returns ``1.1.0`` only, so ``v1.1.0`` and
   ``1.1.0`` can never name two different versions.
 * No leading zeros (``1.01.0`` is refused, as in semver.org), no pre-release or build

@@ -38,7 +38,7 @@ from registry.deployment import deployment_from_json, validate_deployment
 from registry.errors import NotFound
 from registry.models import Deployment, ModelVersion, Route, Stage
 
-# the stages the admin API moves a version to (design.md)
+# the stages the admin API moves a version to (docs/contracts.md, "Stages")
 ADMIN_STAGES = (Stage.STAGING, Stage.PRODUCTION, Stage.ARCHIVED)
 
 

@@ -195,7 +195,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument(
         "--metadata",
         metavar="FILE.yaml",
-        help="metadata.yaml (lifecycle guide layout): extends / overrides inferred lineage",
+        help="metadata.yaml (layout: docs/lifecycle.md): extends / overrides inferred lineage",
     )
     p.add_argument(
         "--force", action="store_true", help="register even when parity fails (recorded as forced)"

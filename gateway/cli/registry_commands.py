@@ -272,7 +272,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = subparsers.add_parser("show", help="show one version (--yaml: metadata.yaml)")
     p.add_argument("name", metavar="N", help="model name")
     p.add_argument("version", metavar="V", help="version or alias")
-    p.add_argument("--yaml", action="store_true", help="the lifecycle guide's metadata.yaml")
+    p.add_argument("--yaml", action="store_true", help="metadata.yaml layout (docs/lifecycle.md)")
     common_options(p)
     p.set_defaults(handler=cmd_show)
 

@@ -6,9 +6,9 @@ offsets). Two execution modes:
 
 * ``inline`` -- the call runs on the event loop. With batching on, every request that
   arrives before the next loop tick joins the batch (``loop.call_soon``). For tiny models
-  the thread hop costs more than the inference (pitfalls.md), so this is their mode. A
-  single request larger than ``max_batch_size`` rows still goes to the worker thread, so
-  one big request never stalls the loop.
+  the thread hop costs more than the inference (docs/performance-notes.md), so this is
+  their mode. A single request larger than ``max_batch_size`` rows still goes to the
+  worker thread, so one big request never stalls the loop.
 * ``thread`` -- one hop per batch to a dedicated worker thread (ORT releases the GIL), so
   the loop keeps parsing requests while a batch runs; what arrives meanwhile becomes the
   next batch, which is dispatched the moment the worker is free: before the loop answers

@@ -1,8 +1,9 @@
 """Choosing the version that serves a request: pure functions over a ``ModelRoute``.
 
-Precedence (design.md): version in the URL > ``X-Model-Version`` header >
-``X-Use-Challenger: true`` (the configured challenger) > sticky hash of ``X-Routing-Key``
-over the weights (when the deployment is sticky) > weighted random.
+Precedence (docs/contracts.md, "Routing precedence"): version in the URL >
+``X-Model-Version`` header > ``X-Use-Challenger: true`` (the configured challenger) >
+sticky hash of ``X-Routing-Key`` over the weights (when the deployment is sticky) >
+weighted random.
 
 Weights are integer cumulative thresholds over ``BUCKETS`` = 10,000 buckets; a request's
 bucket is either a stable hash (blake2b of salt + model + key; never Python's ``hash()``,

@@ -1,6 +1,7 @@
 """One onnxruntime session per loaded version, configured for a server process.
 
-Session options are chosen for a 2-core box that also runs the event loop (pitfalls.md):
+Session options are chosen for a 2-core box that also runs the event loop
+(docs/performance-notes.md, "onnxruntime intra-op threads on 2 cores"):
 ``intra_op_num_threads`` defaults to 1 because ORT's default pool (one thread per core,
 spinning) fights the loop and cut a forest's throughput by a third; ``inter_op`` is 1 and
 execution sequential because sklearn graphs have no parallel branches worth a pool; when

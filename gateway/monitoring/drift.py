@@ -1,10 +1,11 @@
 """Drift report of a window snapshot against a version's reference distributions.
 
 Decisions rest on effect size only: a feature is ``drifted`` when its PSI reaches
-``psi_threshold`` (0.2, design.md's "significant"). KS and chi-squared p-values are
-reported beside it (with ``significant = p < alpha``) but never decide: on windows of
-thousands of rows they flag differences too small to matter, and among 30 stationary
-features at alpha 0.05 about 1.5 are "significant" in every window by chance.
+``psi_threshold`` (0.2, "significant" in docs/contracts.md, "Statistics semantics"). KS
+and chi-squared p-values are reported beside it (with ``significant = p < alpha``) but
+never decide: on windows of thousands of rows they flag differences too small to matter,
+and among 30 stationary features at alpha 0.05 about 1.5 are "significant" in every
+window by chance.
 
 No verdict (``drifted = None``, reason "insufficient samples") below ``min_samples`` values
 (default 200): with 10 decile bins the PSI of a stationary sample of size n is about

@@ -1,6 +1,6 @@
-"""Model health: the lifecycle guide's ``ModelHealthMetrics`` built from a window snapshot.
+"""Model health (docs/lifecycle.md, "Health"): ``ModelHealthMetrics`` from a window snapshot.
 
-Thresholds default to design.md ("Statistics semantics"), all configurable. A metric that
+Thresholds default to docs/contracts.md ("Statistics semantics"), all configurable. A metric that
 cannot be measured (no confidence for a regressor, no drift verdict yet, empty window) is
 NaN and never raises an issue; ``to_dict`` renders it as null.
 
@@ -110,7 +110,7 @@ class ModelHealthMetrics:
         )
 
     def is_healthy(self) -> tuple[bool, list[str]]:
-        """(healthy, issues), issues worded as the lifecycle guide words them."""
+        """(healthy, issues), issues worded as in docs/lifecycle.md ("Health")."""
         t = self.thresholds
         issues = []
         if self.low_confidence_rate > t.max_low_confidence_rate:

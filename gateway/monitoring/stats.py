@@ -1,7 +1,7 @@
 """Pure drift statistics over numpy arrays: binning, PSI, KS, chi-squared, entropy.
 
 No I/O, no globals, no scipy: serving must not need it. The semantics are the contract of
-design.md ("Statistics semantics") and docs/contracts.md ("Reference distributions"):
+docs/contracts.md ("Statistics semantics" and "Reference distributions"):
 
 * bin edges are the reference's quantiles at 1/bins .. (bins-1)/bins, deduplicated;
 * bin ``i`` holds ``edges[i-1] <= x < edges[i]``, the outer bins are open to -inf/+inf, so

@@ -1,6 +1,6 @@
-"""Retraining policy (lifecycle guide, "When to Retrain"): pure decision, every reason named.
+"""Retraining policy (docs/lifecycle.md, "When to retrain"): pure decision, reasons named.
 
-The five reasons and their defaults (design.md):
+The five reasons and their defaults (docs/contracts.md, "Statistics semantics"):
 
 =======================  ======================================  =====================
 reason                   fires when                              default threshold
@@ -12,7 +12,7 @@ scheduled                days since training >= interval         30 days
 new_data_available       new labelled samples >= minimum         10,000
 =======================  ======================================  =====================
 
-Unlike the guide's snippet, which tests a ``baseline_accuracy``, performance degradation
+Unlike a check of the training-time (baseline) accuracy, performance degradation
 uses the LIVE accuracy measured from label feedback: the training-time accuracy never
 changes, so it cannot reveal degradation. An input that is unknown (None: no feedback yet,
 no drift window, no training date) never fires its reason; its entry has ``value: null``.

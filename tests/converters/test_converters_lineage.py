@@ -17,7 +17,7 @@ from converters import ConversionError, TrainingConfig, git_commit_of, load_meta
 from converters.lineage import json_safe
 
 
-# the lifecycle guide's snippet, verbatim (typing.Dict spelled dict)
+# an independent copy of the hash recipe of docs/lifecycle.md, "Training config and its hash"
 @dataclass
 class GuideTrainingConfig:
     model_type: str

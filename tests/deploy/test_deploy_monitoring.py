@@ -1,7 +1,7 @@
-"""Checks of deploy/prometheus and deploy/grafana against the metric contract of the design.
+"""Checks of deploy/prometheus and deploy/grafana against docs/contracts.md, "Metrics".
 
 promtool validates the configs, parses every alert and dashboard query, and runs the alert
-unit tests (alerts_test.yml); the Python side checks that every query uses only the design's
+unit tests (alerts_test.yml); the Python side checks that every query uses only the contract's
 metric names and labels and that the rules and panels cover what operators need.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-# design.md "Metrics": name -> labels. Histograms are exposed as _bucket/_sum/_count.
+# docs/contracts.md "Metrics": name -> labels. Histograms are exposed as _bucket/_sum/_count.
 METRICS: dict[str, tuple[str, ...]] = {
     "modelgate_requests_total": ("model", "version", "route", "code"),
     "modelgate_request_duration_seconds": ("model", "version"),
@@ -57,8 +57,8 @@ def series_labels() -> dict[str, set[str]]:
 
 
 SERIES = series_labels()
-# Exported by the gateway beyond the design's list (gateway/rollout/metrics.py);
-# the dashboard may use them, the contract table above stays the design's.
+# Exported by the gateway beyond the contract's table (gateway/rollout/metrics.py);
+# the dashboard may use them, the table above stays the contract's.
 EXTRA_SERIES: dict[str, set[str]] = {"modelgate_rollout_step": {"model"}}
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or"}
 KEYWORDS |= {"unless", "offset", "bool", "inf", "nan"}

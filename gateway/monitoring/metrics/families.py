@@ -1,4 +1,4 @@
-"""The metric families of design.md's "Metrics" contract, created on a registry we own.
+"""The metric families of the metrics contract (docs/contracts.md, "Metrics"), on our registry.
 
 ``MetricFamilies(registry)`` creates every family once; ``gateway.monitoring.metrics.prometheus``
 makes one per process. Counters are declared without ``_total``: prometheus_client appends
@@ -50,7 +50,7 @@ DURATION_BUCKETS: tuple[float, ...] = (
 )
 # rows per ORT call: 1 .. 256 (the largest batch a batcher or client sends in practice)
 BATCH_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-# top-class probability, as in the lifecycle guide; 0.6 is the low-confidence threshold
+# top-class probability; 0.6 is the low-confidence threshold (docs/lifecycle.md, "Health")
 CONFIDENCE_BUCKETS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 VARIANT = ("model", "version")

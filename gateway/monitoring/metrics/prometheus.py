@@ -1,4 +1,4 @@
-"""Prometheus metrics of the gateway: design.md's "Metrics" contract, served at ``GET /metrics``.
+"""Prometheus metrics of the gateway (docs/contracts.md, "Metrics"), served at ``GET /metrics``.
 
 Integration (what the serving core calls, and where)::
 

@@ -26,7 +26,7 @@ from gateway.monitoring.metrics.families import (
 )
 from gateway.monitoring.metrics.slots import CounterSlots, HistogramSlot, KeyedCounts
 
-DEFAULT_LOW_CONFIDENCE = 0.6  # design.md: the health check's low-confidence threshold
+DEFAULT_LOW_CONFIDENCE = 0.6  # docs/lifecycle.md, "Health": low-confidence threshold
 UNKNOWN_CLASS = "unknown"  # a class index outside the schema's classes ("_unknown", ... if taken)
 # from this many rows on, numpy beats a Python loop over the rows (metrics_bench.py)
 NUMPY_ROWS = 64
