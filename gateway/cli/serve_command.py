@@ -24,7 +24,7 @@ import orjson
 from gateway.cli.common import actor, common_options
 from gateway.cli.output import CLIError
 from gateway.controlplane.auth import resolve_admin_token
-from gateway.dataplane.http_fastpath import GatewayHttpProtocol
+from gateway.dataplane.http_fastpath import http_protocol
 from gateway.monitoring.metrics_multiproc import ENV_VAR as MULTIPROC_ENV
 from gateway.monitoring.metrics_multiproc import prepare_multiprocess_dir
 from gateway.settings import Settings, SettingsError
@@ -122,17 +122,10 @@ def run_serve(args: argparse.Namespace) -> int:
     else:
         print("no model in production yet: register one with `modelgate convert`")
 
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "loop": "uvloop",
-        # httptools, with each response's headers and body sent in one write
-        "http": GatewayHttpProtocol,
-        "lifespan": "on",
-        "access_log": False,
-        "server_header": False,
-        "log_level": "info",
-    }
+    from gateway.app import create_app, setup_logging
+
+    setup_logging()
+    common = uvicorn_options(settings)
     if settings.workers > 1:
         # each worker process builds its app from the environment
         os.environ.update(settings.to_environ())
@@ -143,11 +136,24 @@ def run_serve(args: argparse.Namespace) -> int:
             if created is not None:
                 shutil.rmtree(created, ignore_errors=True)
     else:
-        from gateway.app import create_app, setup_logging
-
-        setup_logging()
         uvicorn.run(create_app(settings, freeze_gc=True), **common)
     return 0
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's settings for ``modelgate serve`` (every worker alike)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        # httptools with the inference fast path and one write per response, unless
+        # MODELGATE_FASTPATH=off or the installed uvicorn differs: then uvicorn's own
+        "http": http_protocol(settings.fastpath),
+        "lifespan": "on",
+        "access_log": False,
+        "server_header": False,
+        "log_level": "info",
+    }
 
 
 def shared_directory() -> Path | None:
