@@ -297,8 +297,8 @@ _PLAIN = "every request goes through uvicorn's own protocol and the ASGI app"
 
 def _mismatch(problems: tuple[str, ...]) -> str:
     return (
-        f"uvicorn {uvicorn_version()} differs from the releases modelgate was tested with "
-        f"(uvicorn{TESTED_SERIES}): {'; '.join(problems)}"
+        f"uvicorn {uvicorn_version()} lacks what it relies on (checked with "
+        f"uvicorn{TESTED_SERIES}): {'; '.join(problems)}"
     )
 
 

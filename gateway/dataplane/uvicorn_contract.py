@@ -56,9 +56,9 @@ def import_target(target: str) -> Any:
 
 
 def short(target: str) -> str:
-    """A target without its module: ``"pkg.mod:Class.name"`` -> ``"Class.name"``."""
+    """A target named from its module's last part: ``"pkg.mod:Cls.x"`` -> ``"mod.Cls.x"``."""
     module_name, _, qualname = target.partition(":")
-    return qualname or module_name
+    return f"{module_name.rpartition('.')[2]}.{qualname}" if qualname else module_name
 
 
 def _last(target: str) -> str:
