@@ -100,6 +100,9 @@ class Settings:
     feedback_capacity: int = 100_000
     feedback_ttl_s: float = 86_400.0
     feedback_window: int = 1000
+    # inference requests answered inside the HTTP protocol (gateway.dataplane.http.fastpath);
+    # off: uvicorn's own protocol serves every request through the ASGI app
+    fastpath: bool = True
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     retraining: RetrainingSettings = field(default_factory=RetrainingSettings)
 
@@ -313,6 +316,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "feedback_capacity": ("MODELGATE_FEEDBACK_CAPACITY", _int),
     "feedback_ttl_s": ("MODELGATE_FEEDBACK_TTL_S", _number),
     "feedback_window": ("MODELGATE_FEEDBACK_WINDOW", _int),
+    "fastpath": ("MODELGATE_FASTPATH", _switch),
 }
 
 _LIFECYCLE_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {

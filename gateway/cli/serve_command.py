@@ -25,7 +25,7 @@ from gateway.admin.auth import resolve_admin_token
 from gateway.cli.common import actor, common_options
 from gateway.cli.extras import CONVERT, needs_extra
 from gateway.cli.output import CLIError
-from gateway.dataplane.http.fastpath import GatewayHttpProtocol
+from gateway.dataplane.http.fastpath import http_protocol
 from gateway.monitoring.metrics.multiproc import ENV_VAR as MULTIPROC_ENV
 from gateway.monitoring.metrics.multiproc import prepare_multiprocess_dir
 from gateway.settings import Settings, SettingsError
@@ -124,17 +124,10 @@ def run_serve(args: argparse.Namespace) -> int:
     else:
         print("no model in production yet: register one with `modelgate convert`")
 
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "loop": "uvloop",
-        # httptools, with each response's headers and body sent in one write
-        "http": GatewayHttpProtocol,
-        "lifespan": "on",
-        "access_log": False,
-        "server_header": False,
-        "log_level": "info",
-    }
+    from gateway.app import create_app, setup_logging
+
+    setup_logging()
+    common = uvicorn_options(settings)
     if settings.workers > 1:
         # each worker process builds its app from the environment
         os.environ.update(settings.to_environ())
@@ -145,11 +138,24 @@ def run_serve(args: argparse.Namespace) -> int:
             if created is not None:
                 shutil.rmtree(created, ignore_errors=True)
     else:
-        from gateway.app import create_app, setup_logging
-
-        setup_logging()
         uvicorn.run(create_app(settings, freeze_gc=True), **common)
     return 0
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's settings for ``modelgate serve`` (every worker alike)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        # httptools with the inference fast path and one write per response, unless
+        # MODELGATE_FASTPATH=off or the installed uvicorn differs: then uvicorn's own
+        "http": http_protocol(settings.fastpath),
+        "lifespan": "on",
+        "access_log": False,
+        "server_header": False,
+        "log_level": "info",
+    }
 
 
 def shared_directory() -> Path | None:

@@ -21,8 +21,17 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-# indexes into the tuple returned by scan_headers
-CONTENT_LENGTH, HEADER_LENGTH, MODEL_VERSION, USE_CHALLENGER, ROUTING_KEY, REQUEST_ID = range(6)
+# indexes into the list returned by scan_headers
+(
+    CONTENT_LENGTH,
+    HEADER_LENGTH,
+    MODEL_VERSION,
+    USE_CHALLENGER,
+    ROUTING_KEY,
+    REQUEST_ID,
+    CONTENT_ENCODING,
+    ACCEPT_ENCODING,
+) = range(8)
 _WANTED = {
     b"content-length": CONTENT_LENGTH,
     b"inference-header-content-length": HEADER_LENGTH,
@@ -30,8 +39,10 @@ _WANTED = {
     b"x-use-challenger": USE_CHALLENGER,
     b"x-routing-key": ROUTING_KEY,
     b"x-request-id": REQUEST_ID,
+    b"content-encoding": CONTENT_ENCODING,
+    b"accept-encoding": ACCEPT_ENCODING,
 }
-_NONE6: tuple[None, ...] = (None,) * 6
+_NONE: tuple[None, ...] = (None,) * len(_WANTED)
 
 CONTENT_TYPE = b"content-type"
 JSON_TYPE = (CONTENT_TYPE, b"application/json")
@@ -59,13 +70,22 @@ class ClientGone(Exception):
 
 def scan_headers(raw: list[tuple[bytes, bytes]]) -> list[bytes | None]:
     """One pass over the raw headers; values at the module's index constants."""
-    found: list[bytes | None] = list(_NONE6)
+    found: list[bytes | None] = list(_NONE)
     wanted = _WANTED.get
     for name, value in raw:
         index = wanted(name)
         if index is not None:
             found[index] = value
     return found
+
+
+def accepts_compression(accept_encoding: bytes | None) -> bool:
+    """Whether an ``Accept-Encoding`` value names gzip or deflate (any case, any q-value)."""
+    if accept_encoding is None:
+        return False
+    if not accept_encoding.islower():
+        accept_encoding = accept_encoding.lower()
+    return b"gzip" in accept_encoding or b"deflate" in accept_encoding
 
 
 def parse_length(value: bytes | None, what: str) -> int | None:

@@ -16,26 +16,53 @@ as the ASGI endpoint admits it and submits it to its version's batcher with the 
 ``set_exception``) in one write: no task, no await.
 
 Everything else goes through uvicorn and Starlette unchanged: other URLs and methods,
-chunked bodies, ``Expect: 100-continue``, a root path, a concurrency limit, the access log,
-and any request pipelined behind one still in flight. For uvicorn's own bookkeeping a
-``FastCycle`` stands in as the connection's current cycle (``response_complete``,
-``disconnected``, ``keep_alive``), so its pipelining and graceful shutdown (``keep_alive``
-turned off, the connection closed after the reply) work unchanged. The keep-alive timeout
-keeps uvicorn's rule with one timer per connection instead of one per response.
+chunked bodies, ``Expect: 100-continue``, a request body with a ``Content-Encoding`` or a
+client accepting a gzip or deflate reply (``Accept-Encoding``), a root path, a concurrency
+limit, the access log, an app wrapped in middleware other than uvicorn's proxy-headers one
+(so that middleware sees every request), and any request pipelined behind one still in
+flight. For uvicorn's own bookkeeping a ``FastCycle`` stands in as the connection's current
+cycle (``response_complete``, ``disconnected``, ``keep_alive``), so its pipelining and
+graceful shutdown (``keep_alive`` turned off, the connection closed after the reply) work
+unchanged. The keep-alive timeout keeps uvicorn's rule with one timer per connection
+instead of one per response.
+
+All of this leans on uvicorn internals, listed and checked at start-up in
+``uvicorn_contract``: ``http_protocol()`` picks this class only when they all match (and
+``MODELGATE_FASTPATH`` is on), else uvicorn's own protocol with one log line saying why.
+A connection whose server or app does not qualify runs uvicorn's code unchanged.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
+from weakref import WeakKeyDictionary
 
+from uvicorn.config import Config
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from gateway.dataplane.exchange import Exchange, InferenceRoute, Reply
-from gateway.dataplane.http.asgi import CONTENT_LENGTH, scan_headers
+from gateway.dataplane.http.asgi import (
+    ACCEPT_ENCODING,
+    CONTENT_ENCODING,
+    CONTENT_LENGTH,
+    accepts_compression,
+    scan_headers,
+)
 from gateway.dataplane.http.coalescing import CoalescingHttpToolsProtocol
+from gateway.dataplane.http.uvicorn_contract import (
+    TESTED_SERIES,
+    contract_problems,
+    uvicorn_version,
+)
 from gateway.dataplane.runner import Outputs
 
+logger = logging.getLogger("modelgate.fastpath")
+
 _CLOSE = b"connection: close\r\n"
+# uvicorn's name for its own httptools protocol (``--http httptools``)
+PLAIN_PROTOCOL = "httptools"
 
 
 class HotPaths(Protocol):
@@ -94,25 +121,27 @@ class FastCycle(Exchange):
 class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
     """``CoalescingHttpToolsProtocol`` plus the fast path for inference requests."""
 
+    # None: this connection runs uvicorn's code unchanged (``fast_path_of``)
+    _hot: HotPaths | None = None
+    _in_flight: FastCycle | None = None
+    _idle_since: float | None = None
+
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        # the fast path writes no access log: it needs a server configured without one
-        eligible = (
-            not self.root_path and self.limit_concurrency is None and not self.config.access_log
-        )
-        self._hot: HotPaths | None = hot_paths_of(self.app) if eligible else None
-        self._in_flight: FastCycle | None = None
-        self._idle_since: float | None = None
+        self._hot = fast_path_of(self.config)
+        self._in_flight = None
+        self._idle_since = None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        in_flight = self._in_flight
-        if in_flight is not None:
-            in_flight.disconnected = True
-            self._in_flight = None
-        timer = self.timeout_keep_alive_task
-        if timer is not None:
-            timer.cancel()
-            self.timeout_keep_alive_task = None
+        if self._hot is not None:
+            in_flight = self._in_flight
+            if in_flight is not None:
+                in_flight.disconnected = True
+                self._in_flight = None
+            timer = self.timeout_keep_alive_task
+            if timer is not None:
+                timer.cancel()
+                self.timeout_keep_alive_task = None
         super().connection_lost(exc)
 
     # keep-alive: uvicorn arms a timer after every response and cancels it on the next
@@ -120,9 +149,15 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
     # armed and re-checks how long the connection has been idle when it fires; the rule is
     # unchanged: closed after ``timeout_keep_alive`` seconds without data after a response.
     def _unset_keepalive_if_required(self) -> None:
-        self._idle_since = None
+        if self._hot is None:
+            super()._unset_keepalive_if_required()
+        else:
+            self._idle_since = None
 
     def on_response_complete(self) -> None:
+        if self._hot is None:
+            super().on_response_complete()
+            return
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
@@ -160,11 +195,12 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         self.headers = []
 
     def on_headers_complete(self) -> None:
-        # a reply written inside feed_data has marked the connection idle already
-        self._idle_since = None
         if self._hot is None:
             super().on_headers_complete()
-        elif not self._start_fast():
+            return
+        # a reply written inside feed_data has marked the connection idle already
+        self._idle_since = None
+        if not self._start_fast():
             self._begin_asgi()
             super().on_headers_complete()
 
@@ -215,6 +251,8 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         length = found[CONTENT_LENGTH]
         if length is None or not length.isdigit() or int(length) > endpoint.max_body:
             return False  # chunked, or too large: the ASGI endpoint answers (413 early)
+        if found[CONTENT_ENCODING] is not None or accepts_compression(found[ACCEPT_ENCODING]):
+            return False  # (de)compression is the ASGI endpoint's
         if parser.should_upgrade():
             return False
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
@@ -244,16 +282,78 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         self.on_response_complete()
 
 
-def hot_paths_of(app: Any) -> HotPaths | None:
-    """The gateway's ``HotPaths`` under uvicorn's middleware wrappers, or None."""
-    for _ in range(8):
-        hot = getattr(app, "hot", None)
-        if hot is not None:
-            return hot
-        app = getattr(app, "app", None)
-        if app is None:
-            return None
-    return None
+def http_protocol(fastpath: bool) -> type[GatewayHttpProtocol] | str:
+    """uvicorn's ``http`` setting: ``GatewayHttpProtocol`` when ``fastpath`` is on and the
+    installed uvicorn provides everything it relies on, else uvicorn's own protocol (with
+    one log line saying why)."""
+    if not fastpath:
+        logger.info("HTTP fast path off (MODELGATE_FASTPATH=off): %s", _PLAIN)
+        return PLAIN_PROTOCOL
+    problems = contract_problems()
+    if problems:
+        logger.warning("HTTP fast path off: %s; %s", _mismatch(problems), _PLAIN)
+        return PLAIN_PROTOCOL
+    return GatewayHttpProtocol
+
+
+_PLAIN = "every request goes through uvicorn's own protocol and the ASGI app"
+
+
+def _mismatch(problems: tuple[str, ...]) -> str:
+    return (
+        f"uvicorn {uvicorn_version()} lacks what it relies on (checked with "
+        f"uvicorn{TESTED_SERIES}): {'; '.join(problems)}"
+    )
+
+
+# per server (uvicorn config): its HotPaths, or None when its connections run uvicorn's code
+_decided: WeakKeyDictionary[Config, HotPaths | None] = WeakKeyDictionary()
+
+
+def fast_path_of(config: Config) -> HotPaths | None:
+    """The ``HotPaths`` of the server's app when its requests may take the fast path, else
+    None; decided once per server, with one log line saying why not."""
+    try:
+        return _decided[config]
+    except KeyError:
+        pass
+    problems = contract_problems()
+    if problems:
+        hot, reason, level = None, _mismatch(problems), logging.WARNING
+    else:
+        hot, reason = _server_decision(config)
+        level = logging.INFO
+    if reason is not None:
+        logger.log(level, "HTTP fast path off: %s; every request goes through ASGI", reason)
+    _decided[config] = hot
+    return hot
+
+
+def _server_decision(config: Config) -> tuple[HotPaths | None, str | None]:
+    # the fast path writes no access log and keeps no concurrency count
+    if config.root_path:
+        return None, f"a root path is set ({config.root_path})"
+    if config.limit_concurrency is not None:
+        return None, "a concurrency limit is set"
+    if config.access_log:
+        return None, "the access log is on"
+    return hot_paths_of(config.loaded_app)
+
+
+def hot_paths_of(app: Any) -> tuple[HotPaths | None, str | None]:
+    """The ``HotPaths`` of modelgate's app under uvicorn's proxy-headers wrapper; or None and
+    why not: any other wrapper must see every request, so they all go through it."""
+    inner = app
+    while type(inner) is ProxyHeadersMiddleware:
+        inner = inner.app
+    hot = getattr(inner, "hot", None)
+    if hot is None:
+        name = f"{type(inner).__module__}.{type(inner).__qualname__}"
+        return None, f"the app given to uvicorn is {name}, not modelgate's own app"
+    gateway = getattr(getattr(inner, "state", None), "gateway", None)
+    if not getattr(getattr(gateway, "settings", None), "fastpath", True):
+        return None, "MODELGATE_FASTPATH=off"
+    return hot, None
 
 
 _default_cache: tuple[list[tuple[bytes, bytes]] | None, bytes] = (None, b"")

@@ -10,6 +10,8 @@ shutdown) behaves as uvicorn's own path does.
 from __future__ import annotations
 
 import asyncio
+import gzip
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -240,6 +242,55 @@ async def test_bad_requests_get_json_errors_and_keep_the_connection(gateway, exp
     writer.close()
 
 
+def decoded(headers: dict[str, str], body: bytes) -> bytes:
+    """The body whatever encoding the ASGI endpoint chose for the client's Accept-Encoding."""
+    encoding = headers.get("content-encoding", "identity")
+    if encoding == "gzip":
+        return gzip.decompress(body)
+    if encoding == "deflate":
+        return zlib.decompress(body)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("header", "on_fast_path"),
+    [
+        ("Accept-Encoding: gzip, deflate", False),
+        ("Accept-Encoding: br;q=1.0, GZIP;q=0.5", False),
+        ("Accept-Encoding: deflate", False),
+        ("Accept-Encoding: identity", True),
+        ("Accept-Encoding: br", True),
+    ],
+)
+async def test_a_client_accepting_compression_is_answered_by_the_asgi_endpoint(
+    gateway, expected, header, on_fast_path
+):
+    reader, writer = await gateway.connect()
+    for _ in range(2):
+        writer.write(post("/v2/models/clf/infer", infer_body(), header))
+        status, headers, body = await read_response(reader)
+        assert status == 200 and fast(gateway) is on_fast_path
+        assert_outputs(decoded(headers, body), expected["1.0.0"])
+    writer.close()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "identity"])
+async def test_a_request_with_a_content_encoding_is_handed_to_the_asgi_endpoint(gateway, encoding):
+    body = infer_body()
+    if encoding == "gzip":
+        body = gzip.compress(body)
+    reader, writer = await gateway.connect()
+    writer.write(post("/v2/models/clf/infer", body, f"Content-Encoding: {encoding}"))
+    status, headers, _ = await read_response(reader)
+    # what the endpoint answers is its own business; never a crash, and never the fast path
+    assert status < 500 and not fast(gateway)
+    assert headers["content-type"] == "application/json" and headers["x-request-id"]
+    writer.write(post("/v2/models/clf/infer", infer_body()))  # the connection carries on
+    status, _, _ = await read_response(reader)
+    assert status == 200 and fast(gateway)
+    writer.close()
+
+
 @pytest.fixture
 async def held(zoo_home) -> AsyncIterator[Gateway]:
     """Batching with a 300 ms delay: a lone request waits in its batcher that long."""
@@ -272,6 +323,31 @@ async def test_a_client_gone_mid_batch_strands_nobody(held, expected):
     assert batcher.batched_rows - rows_before == len(ROWS)
     assert batcher.in_flight == 0
     stays.close()
+
+
+async def test_requests_pipelined_behind_a_fast_request_are_queued_then_started(held, expected):
+    """uvicorn queues them; when the fast reply is written the fast path starts the next one
+    with uvicorn's ``_start_asgi_task`` (absent before uvicorn 0.45: AttributeError)."""
+    reader, writer = await held.connect()
+    writer.write(
+        post("/v2/models/clf/infer", infer_body(id="a"))
+        + b"GET /v2/health/live HTTP/1.1\r\nHost: gw\r\nX-Request-Id: b\r\n\r\n"
+        + post("/v2/models/clf/versions/1.1.0/infer", infer_body(id="c"))
+        + post("/predict/clf", orjson.dumps({"instances": ROWS.tolist()}), "X-Request-Id: d")
+    )
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    protocol = held.protocols[-1]
+    assert type(protocol._in_flight) is FastCycle  # the first, waiting in its batch
+    assert len(protocol.pipeline) == 3  # the others, queued by uvicorn
+    answers = [await read_response(reader) for _ in range(4)]
+    assert [h["x-request-id"] for _, h, _ in answers] == ["a", "b", "c", "d"]
+    assert [status for status, _, _ in answers] == [200] * 4
+    assert_outputs(answers[0][2], expected["1.0.0"])
+    assert_outputs(answers[2][2], expected["1.1.0"])
+    assert orjson.loads(answers[3][2])["predictions"] == expected["1.0.0"]["label"].tolist()
+    assert not protocol.pipeline
+    writer.close()
 
 
 async def test_graceful_shutdown_answers_the_request_in_flight_then_closes(held, expected):
