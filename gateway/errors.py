@@ -4,10 +4,12 @@
      +-- InputError              400  bad request body or tensors; ``reason`` labels
      |                                modelgate_input_errors_total{reason}
      +-- PayloadTooLarge         413
+     +-- UnsupportedEncoding     415  a request Content-Encoding other than gzip/deflate
      +-- ModelNotFound           404  unknown model or version
      +-- ModelNotReady           503  known but not loaded (yet)
      +-- Unauthorized            401  admin endpoints without a valid bearer token
      +-- Conflict                409  control-plane change refused by current state
+          +-- NotDeployed        409  a registered version nothing deploys, pinned
 
 Registry errors are mapped in ``status_for`` without the registry knowing about HTTP.
 The message of every error is one line meant for the client; no traceback is ever sent.
@@ -38,6 +40,11 @@ class PayloadTooLarge(GatewayError):
     reason = "body_too_large"
 
 
+class UnsupportedEncoding(GatewayError):
+    status = 415
+    reason = "unsupported_encoding"
+
+
 class ModelNotFound(GatewayError):
     status = 404
     reason = "unknown_model"
@@ -56,6 +63,13 @@ class Unauthorized(GatewayError):
 class Conflict(GatewayError):
     status = 409
     reason = "conflict"
+
+
+class NotDeployed(Conflict):
+    """A pinned version that is registered but not deployed (so not loaded): only an operator
+    can make it servable, so retrying (what a 503 tells a client) cannot help."""
+
+    reason = "not_deployed"
 
 
 _REGISTRY_STATUS: dict[type[registry_errors.RegistryError], int] = {

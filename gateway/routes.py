@@ -21,6 +21,7 @@ from gateway.dataplane.endpoints.meta import (
     ReadyEndpoint,
     ServerMetadataEndpoint,
 )
+from gateway.dataplane.endpoints.stats import StatsEndpoint
 from gateway.dataplane.feedback.endpoint import FeedbackEndpoint
 from gateway.monitoring import api as monitoring_api
 from gateway.monitoring.binder import MetricsRoute
@@ -51,6 +52,8 @@ def build_routes(state: GatewayState) -> list[BaseRoute]:
     )
     metadata = ModelMetadataEndpoint(holder)
     readiness = ModelMetadataEndpoint(holder, readiness=True)
+    server = ServerMetadataEndpoint()
+    stats = StatsEndpoint(holder)
     openapi_spec, openapi_page = documentation_endpoints()
 
     def admin(path: str, handler: Any, *methods: str) -> Route:
@@ -65,7 +68,12 @@ def build_routes(state: GatewayState) -> list[BaseRoute]:
         Route("/predict/{name}/versions/{version}", predict, methods=["POST"]),
         Route("/v2/health/live", LiveEndpoint(), methods=["GET"]),
         Route("/v2/health/ready", ReadyEndpoint(holder), methods=["GET"]),
-        Route("/v2", ServerMetadataEndpoint(), methods=["GET"]),
+        Route("/v2", server, methods=["GET"]),
+        Route("/v2/", server, methods=["GET"]),  # answered, not redirected to /v2
+        # statistics extension; before /v2/models/{name}, which would take "stats" as a name
+        Route("/v2/models/stats", stats, methods=["GET"]),
+        Route("/v2/models/{name}/stats", stats, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}/stats", stats, methods=["GET"]),
         Route("/v2/models/{name}", metadata, methods=["GET"]),
         Route("/v2/models/{name}/ready", readiness, methods=["GET"]),
         Route("/v2/models/{name}/versions/{version}", metadata, methods=["GET"]),

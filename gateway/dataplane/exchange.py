@@ -11,9 +11,10 @@ already seen every request that will ever use it, which is what lets the control
 drain it.
 
 Monitoring: the chosen version's ``recorder`` (bound at load) gets every answer with the
-routing rule that chose the version; a 4xx for a known model refused before a version was
-chosen goes to ``input_errors(model, reason)``. A model name nobody registered is never
-passed on (it would become a metric label a client typed).
+routing rule that chose the version, and the version's own counters (count, nanoseconds,
+latest arrival: the statistics extension) are bumped; a 4xx for a known model refused
+before a version was chosen goes to ``input_errors(model, reason)``. A model name nobody
+registered is never passed on (it would become a metric label a client typed).
 """
 
 from __future__ import annotations
@@ -147,15 +148,11 @@ class Exchange:
         """The reply to an admitted request that ran: recorded, mirrored, encoded."""
         variant: Variant = self.variant  # type: ignore[assignment]
         request = self.request
+        elapsed = perf_counter_ns() - self.started
         recorder = variant.recorder
         if recorder is not None:
             recorder.record(
-                self.rule,
-                self.body_id,
-                request.feeds,
-                outputs,
-                request.n_rows,
-                perf_counter_ns() - self.started,
+                self.rule, self.body_id, request.feeds, outputs, request.n_rows, elapsed
             )
         route: ModelRoute = self.route  # type: ignore[assignment]
         if route.shadows:
@@ -171,6 +168,8 @@ class Exchange:
             )
             binary_length = None
         variant.requests += 1
+        variant.success_ns += elapsed
+        variant.last_request_ns = self.started
         if binary_length is None:
             return self._reply(200, payload, [JSON_TYPE])
         return self._reply(200, payload, [OCTET_TYPE, (H_HEADER_LENGTH, b"%d" % binary_length)])
@@ -185,11 +184,12 @@ class Exchange:
             logger.error("unexpected error serving model %s", self.params.get("name"), exc_info=exc)
             status, reason, payload = 500, "internal", INTERNAL_ERROR_BODY
         if variant is not None:
+            elapsed = perf_counter_ns() - self.started
             variant.errors += 1
+            variant.fail_ns += elapsed
+            variant.last_request_ns = self.started
             if variant.recorder is not None:
-                variant.recorder.record_error(
-                    self.rule, status, reason, perf_counter_ns() - self.started
-                )
+                variant.recorder.record_error(self.rule, status, reason, elapsed)
         elif status < 500 and isinstance(exc, GatewayError):
             self._unrouted_error(exc)
         return self._reply(status, payload, [JSON_TYPE])

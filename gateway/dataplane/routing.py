@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from hashlib import blake2b
 
 from gateway.dataplane.snapshot import ModelRoute, Variant
-from gateway.errors import ModelNotFound, ModelNotReady
+from gateway.errors import ModelNotFound, ModelNotReady, NotDeployed
 from gateway.monitoring.metrics import families as _families
 
 # the routing rule that chose a version: the metrics' ``route`` label index
@@ -79,7 +79,8 @@ def by_bucket(route: ModelRoute, bucket: int) -> Variant:
 
 
 def pinned(route: ModelRoute, version: str) -> Variant:
-    """A named version (or alias): 404 when unknown, 503 when known but not loaded."""
+    """A named version (or alias): 404 when unknown, 409 when registered but not deployed,
+    503 when deployed but not loaded (loading, failed, or the model unloaded)."""
     variant = route.variants.get(version)
     if variant is not None:
         return variant
@@ -89,6 +90,14 @@ def pinned(route: ModelRoute, version: str) -> Variant:
         if variant is not None:
             return variant
     if version in route.known_versions or target is not None:
+        resolved = version if target is None else target
+        if resolved in route.idle_versions:
+            raise NotDeployed(
+                f"version '{resolved}' of model '{route.name}' is registered but not deployed "
+                "(not production, staging, routed, shadowed or challenger); make it servable "
+                f"with `modelgate stage {route.name} {resolved} staging` or route traffic to it "
+                f"(`modelgate traffic {route.name} --route {resolved}=WEIGHT ...`)"
+            )
         raise ModelNotReady(f"version '{version}' of model '{route.name}' is not loaded")
     # the version comes from the URL or a header of any length: echo a bounded part
     shown = version if len(version) <= 100 else version[:100] + "..."
@@ -105,7 +114,7 @@ def choose(
 ) -> tuple[Variant, int]:
     """Apply the precedence rules: (variant, ``RULE_*`` that chose it).
 
-    Raises ModelNotFound / ModelNotReady. A single route is "sticky" when the request
+    Raises ModelNotFound / NotDeployed / ModelNotReady. A single route is "sticky" when the request
     carried a key for a sticky deployment (the hash would pick it), else "weighted".
     """
     if url_version is not None:

@@ -46,13 +46,21 @@ class Recorder(Protocol):
 
     def record_error(self, rule: int, status: int, reason: str, elapsed_ns: int) -> None: ...
 
+    def inference_totals(self) -> tuple[int, int]:
+        """(onnxruntime calls, their total nanoseconds) recorded so far (statistics
+        extension; off the request path)."""
+        ...
+
 
 class Variant:
     """One loaded model version: what a request needs once it has been routed to it.
 
     Identity fields are fixed at load; ``requests`` and ``errors`` are plain counters the
-    endpoints bump; ``recorder`` is where monitoring binds its per-version recorder (ring
-    buffers, metric children) at load time, so recording needs no lookup per request.
+    endpoints bump, with the total nanoseconds of each (``success_ns``, ``fail_ns``) and the
+    ``perf_counter_ns`` arrival of the latest request (``last_request_ns``, 0 before any),
+    which the statistics extension reports; ``recorder`` is where monitoring binds its
+    per-version recorder (ring buffers, metric children) at load time, so recording needs no
+    lookup per request.
     """
 
     __slots__ = (
@@ -68,6 +76,9 @@ class Variant:
         "metadata_body",
         "requests",
         "errors",
+        "success_ns",
+        "fail_ns",
+        "last_request_ns",
         "recorder",
     )
 
@@ -97,6 +108,9 @@ class Variant:
         self.metadata_body = metadata_body
         self.requests = 0
         self.errors = 0
+        self.success_ns = 0
+        self.fail_ns = 0
+        self.last_request_ns = 0
         self.recorder: Recorder | None = recorder
 
     def __repr__(self) -> str:
@@ -128,6 +142,9 @@ class ModelRoute:
     # False for a model with no production version and no routes (nothing to serve yet):
     # it answers 503 but does not make the whole gateway unready
     served: bool = True
+    # registered versions nothing deploys (not production, rollback target, staging, routed,
+    # shadowed or challenger): never loaded, so pinning one is a 409 that says how to deploy
+    idle_versions: frozenset[str] = frozenset()
 
     @property
     def ready(self) -> bool:

@@ -335,6 +335,12 @@ class VariantRecorder:
 
     # --- reports (off the request path, on the loop) ---------------------------------------
 
+    def inference_totals(self) -> tuple[int, int]:
+        """(onnxruntime calls, total nanoseconds) of this version, every call so far included
+        (flushes first; the statistics extension's ``compute_infer``)."""
+        self.flush()
+        return self.vm.inference_totals()
+
     def request_stats(self, since: float) -> tuple[np.ndarray, int, int, int]:
         """(latencies in s, successful requests, 5xx, 4xx) recorded at or after ``since``
         (monotonic seconds)."""

@@ -17,9 +17,11 @@ DESCRIPTION = (
     "Model-serving gateway: Open Inference Protocol V2 (JSON and binary tensors), simple "
     "JSON `/predict`, label feedback, Prometheus metrics, and the admin API (bearer "
     'token). Every refusal is `{"error": "..."}` with 400 (bad input), 401 (admin '
-    "token), 404 (unknown model or version), 409 (refused by the current state), 413 (body "
-    "too large) or 503 (not ready); never a 500 for anything a client sent. Every response "
-    "of the data plane and the admin API carries `X-Request-Id`."
+    "token), 404 (unknown model or version), 409 (refused by the current state, e.g. a "
+    "pinned version nothing deploys), 413 (body too large), 415 (unsupported "
+    "Content-Encoding) or 503 (not ready); never a 500 for anything a client sent. Every "
+    "response of the data plane and the admin API carries `X-Request-Id`. Open Inference "
+    "Protocol extensions: binary_tensor_data, classification, model_repository, statistics."
 )
 
 

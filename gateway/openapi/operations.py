@@ -17,8 +17,9 @@ DESCRIPTIONS = {
     400: "Bad input",
     401: "Missing or invalid admin bearer token",
     404: "Unknown model or version",
-    409: "Refused by the current state",
-    413: "Request body too large",
+    409: "Refused by the current state (e.g. a pinned version that nothing deploys)",
+    413: "Request body too large (decoded size, for a compressed body)",
+    415: "Content-Encoding other than gzip or deflate",
     503: "Not ready",
 }
 
@@ -88,10 +89,14 @@ def json_ok(schema: dict[str, Any], status: int = 200, headers: dict | None = No
     }
 
 
-def status_only(statuses: dict[int, str]) -> dict[str, Any]:
-    """Health probes: the status code is the answer, the body is empty."""
+def json_statuses(statuses: dict[int, str], schema: dict[str, Any]) -> dict[str, Any]:
+    """Health probes: the status code is the answer, the JSON body says the same."""
     return {
-        str(status): {"description": text, "headers": {"X-Request-Id": REQUEST_ID_HEADER}}
+        str(status): {
+            "description": text,
+            "headers": {"X-Request-Id": REQUEST_ID_HEADER},
+            "content": {JSON: {"schema": schema}},
+        }
         for status, text in statuses.items()
     }
 

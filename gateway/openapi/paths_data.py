@@ -12,9 +12,9 @@ from gateway.openapi.operations import (
     header_param,
     json_body,
     json_ok,
+    json_statuses,
     operation,
     ref,
-    status_only,
 )
 
 ROUTING_HEADERS = [
@@ -34,19 +34,55 @@ MODEL_VERSION_HEADER = {
     "description": "The version that answered.",
     "schema": {"type": "string"},
 }
+CODING_HEADERS = [
+    header_param(
+        "Content-Encoding",
+        "The body's coding: `gzip` or `deflate` (zlib; raw deflate accepted). Its decoded "
+        "size counts against the body limit (413); any other coding is a 415.",
+        {"type": "string", "enum": ["gzip", "deflate", "identity"]},
+    ),
+    header_param(
+        "Accept-Encoding",
+        "With `gzip` (or `deflate`) a reply of 1 KiB or more comes compressed, with "
+        "`Content-Encoding` and `Vary: Accept-Encoding`.",
+    ),
+]
+CODED_REPLY_HEADERS = {
+    "Content-Encoding": {
+        "description": "`gzip` or `deflate` when the reply is compressed (Accept-Encoding).",
+        "schema": {"type": "string", "enum": ["gzip", "deflate"]},
+    },
+    "Vary": {
+        "description": "`accept-encoding` when the request sent Accept-Encoding.",
+        "schema": {"type": "string"},
+    },
+}
 BINARY_NOTE = (
     "With the binary tensor data extension (Triton/KServe clients) the body is a JSON "
     "header of `Inference-Header-Content-Length` bytes followed by raw little-endian tensor "
     "bytes (`parameters.binary_data_size` per input, in input order; BYTES elements are a "
     "4-byte length + bytes). `parameters.binary_data_output` or an output's "
     "`parameters.binary_data` asks for binary outputs, answered the same way with an "
-    "`Inference-Header-Content-Length` response header."
+    "`Inference-Header-Content-Length` response header. An output's "
+    "`parameters.classification` = k (Triton's classification extension) answers it as "
+    'BYTES `[rows, k]` of `"<value>:<index>[:<label>]"`, highest value first.'
 )
-INFER_ERRORS = (400, 404, 413, 503)
+INFER_ERRORS = (400, 404, 409, 413, 415, 503)
+STATS_NOTE = (
+    "Triton's statistics extension, for this worker process and the versions it has loaded "
+    "(counters start at load). `success`/`fail`: requests answered and their summed "
+    "durations; `compute_infer`: onnxruntime calls (a merged batch is one) and their time; "
+    "`inference_count`/`execution_count`: rows and calls of the version's batcher, shadow "
+    "copies included; `queue`, `compute_input`, `compute_output`, `cache_hit` are not "
+    "measured apart (0); `batch_stats` is empty."
+)
 
 
 def _infer(op_id: str, summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
-    ok = json_ok(ref("InferenceResponse"), headers={"X-Model-Version": MODEL_VERSION_HEADER})
+    ok = json_ok(
+        ref("InferenceResponse"),
+        headers={"X-Model-Version": MODEL_VERSION_HEADER, **CODED_REPLY_HEADERS},
+    )
     ok["200"]["content"]["application/octet-stream"] = {
         "schema": {"type": "string", "format": "binary"}
     }
@@ -55,7 +91,7 @@ def _infer(op_id: str, summary: str, params: list[dict[str, Any]]) -> dict[str, 
         summary,
         "inference",
         {**ok, **error_responses(*INFER_ERRORS)},
-        parameters=[*params, *ROUTING_HEADERS, HEADER_LENGTH],
+        parameters=[*params, *ROUTING_HEADERS, HEADER_LENGTH, *CODING_HEADERS],
         body=json_body(
             ref("InferenceRequest"),
             extra={"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
@@ -82,17 +118,31 @@ def _metadata(op_id: str, summary: str, params: list[dict[str, Any]]) -> dict[st
         op_id,
         summary,
         "metadata",
-        {**ok, **error_responses(404, 503)},
+        {**ok, **error_responses(404, 409, 503)},
         parameters=params,
     )
 
 
 def _readiness(op_id: str, summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
     responses = {
-        **status_only({200: "Loaded", 503: "Known but not loaded"}),
+        **json_statuses(
+            {200: "Loaded", 503: "Known but not loaded (or not deployed)"}, ref("ModelReady")
+        ),
         **error_responses(404),
     }
     return operation(op_id, summary, "health", responses, parameters=params)
+
+
+def _statistics(op_id: str, summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    errors = (404, 409, 503) if len(params) == 2 else (404,) if params else ()
+    return operation(
+        op_id,
+        summary,
+        "monitoring",
+        {**json_ok(ref("ModelStatistics")), **error_responses(*errors)},
+        parameters=params or None,
+        description=STATS_NOTE,
+    )
 
 
 def data_paths() -> dict[str, Any]:
@@ -100,7 +150,10 @@ def data_paths() -> dict[str, Any]:
     return {
         "/v2/health/live": {
             "get": operation(
-                "serverLive", "The process answers", "health", status_only({200: "Live"})
+                "serverLive",
+                "The process answers",
+                "health",
+                json_statuses({200: "Live"}, ref("ServerLive")),
             )
         },
         "/v2/health/ready": {
@@ -108,7 +161,7 @@ def data_paths() -> dict[str, Any]:
                 "serverReady",
                 "Every served model has a loaded primary version",
                 "health",
-                status_only({200: "Ready", 503: "Not ready"}),
+                json_statuses({200: "Ready", 503: "Not ready"}, ref("ServerReady")),
             )
         },
         "/v2": {
@@ -118,6 +171,23 @@ def data_paths() -> dict[str, Any]:
                 "metadata",
                 json_ok(ref("ServerMetadata")),
             )
+        },
+        "/v2/": {
+            "get": operation(
+                "serverMetadataSlash",
+                "The same as /v2 (answered, not redirected)",
+                "metadata",
+                json_ok(ref("ServerMetadata")),
+            )
+        },
+        "/v2/models/stats": {
+            "get": _statistics("modelStatisticsAll", "Statistics of every loaded version", [])
+        },
+        "/v2/models/{name}/stats": {
+            "get": _statistics("modelStatistics", "Statistics of a model's versions", [NAME])
+        },
+        "/v2/models/{name}/versions/{version}/stats": {
+            "get": _statistics("modelVersionStatistics", "Statistics of one version", versioned)
         },
         "/v2/models/{name}": {
             "get": _metadata("modelMetadata", "Metadata of the production version", [NAME])
@@ -146,8 +216,8 @@ def data_paths() -> dict[str, Any]:
                 "feedback",
                 "Labels for earlier predictions (live accuracy)",
                 "feedback",
-                {**json_ok(ref("FeedbackResult")), **error_responses(400, 404, 413, 503)},
-                parameters=[NAME],
+                {**json_ok(ref("FeedbackResult")), **error_responses(400, 404, 413, 415, 503)},
+                parameters=[NAME, CODING_HEADERS[0]],
                 body=json_body(
                     {
                         "anyOf": [

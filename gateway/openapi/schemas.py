@@ -32,6 +32,7 @@ NESTED_DATA: dict[str, Any] = {
     "items": {"anyOf": [SCALAR, {"type": "array"}]},
 }
 STRING_MAP: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "string"}}
+_OBJECT: dict[str, Any] = {"type": "object"}
 
 
 def _tensor(parameters: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -47,6 +48,45 @@ def _tensor(parameters: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         },
     }
 
+
+_DURATION: dict[str, Any] = {
+    "type": "object",
+    "required": ["count", "ns"],
+    "properties": {
+        "count": {"type": "integer", "minimum": 0},
+        "ns": {"type": "integer", "minimum": 0},
+    },
+}
+_PHASES = ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output")
+_MODEL_STAT: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        "name",
+        "version",
+        "last_inference",
+        "inference_count",
+        "execution_count",
+        "inference_stats",
+        "batch_stats",
+    ],
+    "properties": {
+        "name": {"type": "string"},
+        "version": {"type": "string"},
+        "last_inference": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Milliseconds since the epoch of the latest request (0: none).",
+        },
+        "inference_count": {"type": "integer", "minimum": 0},
+        "execution_count": {"type": "integer", "minimum": 0},
+        "inference_stats": {
+            "type": "object",
+            "required": list(_PHASES),
+            "properties": {name: _DURATION for name in (*_PHASES, "cache_hit")},
+        },
+        "batch_stats": {"type": "array", "items": _OBJECT},
+    },
+}
 
 _REQUEST_TENSOR = _tensor(
     {
@@ -76,7 +116,6 @@ _METADATA_TENSOR: dict[str, Any] = {
 
 _REASON = {"type": "string", "description": "Recorded in the audit log."}
 _VERSION = {"type": "string", "minLength": 1, "examples": ["1.1.0"]}
-_OBJECT: dict[str, Any] = {"type": "object"}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -84,6 +123,26 @@ SCHEMAS: dict[str, Any] = {
         "required": ["error"],
         "properties": {"error": {"type": "string"}},
         "description": "Every refusal. Admin refusals may add details (e.g. `failures`).",
+    },
+    "ServerLive": {
+        "type": "object",
+        "required": ["live"],
+        "properties": {"live": {"type": "boolean"}},
+    },
+    "ServerReady": {
+        "type": "object",
+        "required": ["ready"],
+        "properties": {"ready": {"type": "boolean"}},
+    },
+    "ModelReady": {
+        "type": "object",
+        "required": ["name", "ready"],
+        "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}},
+    },
+    "ModelStatistics": {
+        "type": "object",
+        "required": ["model_stats"],
+        "properties": {"model_stats": {"type": "array", "items": _MODEL_STAT}},
     },
     "ServerMetadata": {
         "type": "object",
@@ -117,6 +176,7 @@ SCHEMAS: dict[str, Any] = {
             "inputs": {"type": "array", "minItems": 1, "items": _REQUEST_TENSOR},
             "outputs": {
                 "type": "array",
+                "description": "Requested outputs (distinct names); absent or empty: all.",
                 "items": {
                     "type": "object",
                     "required": ["name"],
@@ -124,7 +184,16 @@ SCHEMAS: dict[str, Any] = {
                         "name": {"type": "string"},
                         "parameters": {
                             "type": "object",
-                            "properties": {"binary_data": {"type": "boolean"}},
+                            "properties": {
+                                "binary_data": {"type": "boolean"},
+                                "classification": {
+                                    "type": "integer",
+                                    "minimum": 0,
+                                    "description": "Classification extension: answer the "
+                                    "k highest values as BYTES `value:index[:label]` "
+                                    "(0: the raw tensor).",
+                                },
+                            },
                         },
                     },
                 },

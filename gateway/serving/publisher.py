@@ -192,6 +192,7 @@ class Publisher:
             shadows=shadows,
             metadata_body=metadata,
             served=model.production_version is not None or bool(deployment.routes),
+            idle_versions=frozenset(v.version for v in versions) - set(ms.needed()),
         )
 
     # --- retiring ----------------------------------------------------------------

@@ -102,7 +102,8 @@ async def test_variants_nobody_needs_are_retired_after_draining(gateway):
     assert ("clf", "1.0.0") not in gateway.state.publisher.loaded
     assert old.batcher.in_flight == 0
     gone = await gateway.http.post("/predict/clf/versions/1.0.0", json=ROW)
-    assert gone.status_code == 503
+    assert gone.status_code == 409  # registered, deployed by nothing: not retried by clients
+    assert "modelgate stage clf 1.0.0 staging" in gone.json()["error"]
 
 
 async def test_requests_in_flight_during_swaps_all_succeed(gateway):

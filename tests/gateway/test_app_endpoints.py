@@ -56,12 +56,21 @@ def oip(rows, **extra):
 async def test_health_and_server_metadata(client):
     live = await client.get("/v2/health/live")
     ready = await client.get("/v2/health/ready")
-    assert (live.status_code, live.content) == (200, b"")
-    assert (ready.status_code, ready.content) == (200, b"")
+    assert (live.status_code, live.json()) == (200, {"live": True})
+    assert (ready.status_code, ready.json()) == (200, {"ready": True})
+    assert live.headers["content-type"] == "application/json"
     assert live.headers["x-request-id"]
     server = (await client.get("/v2")).json()
     assert server["name"] == "modelgate"
-    assert {"binary_tensor_data", "model_repository"} <= set(server["extensions"])
+    assert set(server["extensions"]) == {
+        "binary_tensor_data",
+        "classification",
+        "model_repository",
+        "statistics",
+    }
+    # with a trailing slash: the same answer, not a redirect
+    slash = await client.get("/v2/", follow_redirects=False)
+    assert (slash.status_code, slash.json()) == (200, server)
 
 
 async def test_model_metadata_and_readiness(client):
@@ -73,12 +82,16 @@ async def test_model_metadata_and_readiness(client):
     assert {o["name"] for o in body["outputs"]} == {"label", "probabilities"}
     pinned = await client.get("/v2/models/clf/versions/1.1.0")
     assert pinned.status_code == 200 and pinned.json()["versions"] == ["1.1.0"]
-    assert (await client.get("/v2/models/clf/ready")).status_code == 200
-    assert (await client.get("/v2/models/clf/versions/1.1.0/ready")).status_code == 200
-    # registered but not loaded (not production, routed, shadowed or challenger)
-    assert (await client.get("/v2/models/clf/versions/2.0.0/ready")).status_code == 503
-    not_loaded = await client.get("/v2/models/clf/versions/2.0.0")
-    assert not_loaded.status_code == 503 and "not loaded" in not_loaded.json()["error"]
+    for path in ("/v2/models/clf/ready", "/v2/models/clf/versions/1.1.0/ready"):
+        ready = await client.get(path)
+        assert (ready.status_code, ready.json()) == (200, {"name": "clf", "ready": True})
+    # registered but not deployed (not production, staging, routed, shadowed or challenger):
+    # not ready, and pinning it is a conflict that says how to deploy it
+    idle = await client.get("/v2/models/clf/versions/2.0.0/ready")
+    assert (idle.status_code, idle.json()) == (503, {"name": "clf", "ready": False})
+    not_deployed = await client.get("/v2/models/clf/versions/2.0.0")
+    assert not_deployed.status_code == 409
+    assert "modelgate stage clf 2.0.0 staging" in not_deployed.json()["error"]
     for path in ("/v2/models/nope", "/v2/models/nope/ready", "/v2/models/clf/versions/9.9.9"):
         missing = await client.get(path)
         assert missing.status_code == 404 and "error" in missing.json()
@@ -305,7 +318,7 @@ async def test_body_too_large_is_413(client):
     assert streamed.status_code == 413
 
 
-async def test_unknown_model_or_version_is_404_and_unloaded_is_503(client):
+async def test_unknown_model_or_version_is_404_and_undeployed_is_409(client):
     for path in ("/v2/models/nope/infer", "/predict/nope", "/v2/models/clf/versions/3.0.0/infer"):
         response = await client.post(path, json=oip(ROWS[:1]))
         assert response.status_code == 404 and response.json()["error"], path
@@ -313,8 +326,18 @@ async def test_unknown_model_or_version_is_404_and_unloaded_is_503(client):
         "/predict/clf", json={"instances": [[0, 0, 0, 0]]}, headers={"X-Model-Version": "3.0.0"}
     )
     assert header.status_code == 404
-    unloaded = await client.post("/v2/models/clf/versions/2.0.0/infer", json=oip(ROWS[:1]))
-    assert unloaded.status_code == 503 and unloaded.json()["error"]
+    for path, send in (
+        ("/v2/models/clf/versions/2.0.0/infer", {"json": oip(ROWS[:1])}),
+        (
+            "/predict/clf",
+            {"json": {"instances": [[0, 0, 0, 0]]}, "headers": {"X-Model-Version": "2.0.0"}},
+        ),
+    ):
+        idle = await client.post(path, **send)
+        assert idle.status_code == 409, path
+        message = idle.json()["error"]
+        assert "registered but not deployed" in message
+        assert "modelgate stage clf 2.0.0 staging" in message
 
 
 async def test_unknown_paths_and_methods_answer_json(client):

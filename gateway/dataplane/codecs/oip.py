@@ -13,9 +13,20 @@
     one row; request datatypes BOOL, (U)INT8..64, FP16/32/64 and BYTES, cast to the model's
     when representable (rules in ``codec_values``: a float input reads any JSON number, bool
     or numeric string whatever the declared datatype; integer inputs are strict); binary
-    tensors; a request ``id`` (string); unknown parameters are ignored (so is Triton's
-    ``classification``: outputs come back raw). ``n_rows`` must be 1..``sig.max_rows`` and
-    every input must have the same number of rows.
+    tensors; a request ``id`` (string); unknown parameters are ignored. ``n_rows`` must be
+    1..``sig.max_rows`` and every input must have the same number of rows.
+
+    The protocol's schema is enforced where the one-pass decoder does not look (rare fields
+    only): ``id`` a string, ``parameters`` an object wherever present (request, inputs,
+    outputs), ``outputs`` a list of objects with distinct string names, ``binary_data`` and
+    ``binary_data_output`` booleans, ``classification`` a non-negative integer.
+
+    Triton's classification extension: an output requested with ``parameters.classification``
+    = k > 0 (tritonclient's ``InferRequestedOutput(class_count=k)``) is answered as a BYTES
+    tensor ``[n_rows, min(k, values per row)]`` of ``"<value>:<index>[:<label>]"`` strings,
+    highest values first (ties: lower index first), values printed as C's ``%f`` (floats)
+    or ``%d`` (integers) like Triton's ``std::to_string``; labels are the schema's classes
+    for the probability output. BOOL and BYTES outputs cannot be classified (400).
 
     Input names: a model with ONE input takes a request with one input under any name
     (clients often default to "input_0" or "X"; the tensor's meaning is fixed by the
@@ -56,6 +67,9 @@ from gateway.errors import InputError
 
 _NO_BINARY: frozenset[str] = frozenset()
 _DUMPS_OPTS = orjson.OPT_SERIALIZE_NUMPY
+_ABSENT: Any = object()
+# model output datatypes whose values can be ranked (Triton refuses BOOL and BYTES too)
+_RANKABLE = frozenset(("INT32", "INT64", "FP32", "FP64"))
 
 
 @dataclass(slots=True)
@@ -65,6 +79,8 @@ class InferRequest:
     n_rows: int
     outputs: tuple[str, ...] | None
     binary_outputs: frozenset[str]
+    # output name -> number of top classes asked for (the classification extension)
+    classify: dict[str, int] | None = None
 
 
 def _names(items: Any) -> str:
@@ -80,6 +96,30 @@ def load_json_object(data: bytes | memoryview, what: str) -> dict[str, Any]:
     if type(doc) is not dict:
         raise InputError(f"{what} must be a JSON object", reason="malformed_json")
     return doc
+
+
+def _parameters(owner: dict[str, Any], where: str) -> dict[str, Any] | None:
+    """``owner["parameters"]``: None when absent, else it must be a JSON object."""
+    params = owner.get("parameters", _ABSENT)
+    if params is _ABSENT:
+        return None
+    if type(params) is not dict:
+        raise InputError(
+            f"{where}: 'parameters' must be an object, got {short(params)}",
+            reason="malformed_request",
+        )
+    return params
+
+
+def _flag(params: dict[str, Any] | None, key: str, where: str) -> bool | None:
+    """A boolean parameter (None when absent)."""
+    value = None if params is None else params.get(key)
+    if value is not None and type(value) is not bool:
+        raise InputError(
+            f"{where}: parameter '{key}' must be a boolean, got {short(value)}",
+            reason="malformed_request",
+        )
+    return value
 
 
 def check_rows(n_rows: int, max_rows: int, where: str) -> None:
@@ -155,8 +195,8 @@ def _decode_input(
 ) -> np.ndarray:
     datatype = raw.get("datatype")
     check_compatible(datatype, spec, where)
-    params = raw.get("parameters")
-    size = params.get("binary_data_size") if type(params) is dict else None
+    params = _parameters(raw, where)
+    size = None if params is None else params.get("binary_data_size")
     if size is not None:
         if reader is None:
             raise InputError(
@@ -173,14 +213,19 @@ def _decode_input(
 
 
 def _requested_outputs(
-    raw_outputs: Any, binary_all: bool, sig: ModelSignature
-) -> tuple[tuple[str, ...] | None, frozenset[str]]:
-    if not raw_outputs:
-        return None, (sig.output_names if binary_all else _NO_BINARY)
+    doc: dict[str, Any], binary_all: bool, sig: ModelSignature
+) -> tuple[tuple[str, ...] | None, frozenset[str], dict[str, int] | None]:
+    """(requested names or None for all, names answered in binary, classification counts)."""
+    raw_outputs = doc.get("outputs", _ABSENT)
+    if raw_outputs is _ABSENT or raw_outputs == []:
+        return None, (sig.output_names if binary_all else _NO_BINARY), None
     if type(raw_outputs) is not list:
-        raise InputError("'outputs' must be a list", reason="malformed_request")
+        raise InputError(
+            f"'outputs' must be a list, got {short(raw_outputs)}", reason="malformed_request"
+        )
     names: dict[str, None] = {}
     binary: set[str] = set()
+    classify: dict[str, int] | None = None
     for raw in raw_outputs:
         name = raw.get("name") if type(raw) is dict else None
         if type(name) is not str:
@@ -188,17 +233,36 @@ def _requested_outputs(
                 f"every requested output needs a string 'name', got {short(raw)}",
                 reason="malformed_request",
             )
-        if name not in sig.output_index:
+        spec = sig.output_index.get(name)
+        if spec is None:
             raise InputError(
                 f"unknown output {short(name)}; model outputs are {_names(sig.output_order)}",
                 reason="unknown_output",
             )
+        if name in names:
+            raise InputError(f"output {short(name)} is requested twice", reason="duplicate_output")
         names[name] = None
-        params = raw.get("parameters")
-        flag = params.get("binary_data") if type(params) is dict else None
+        where = f"output {short(name)}"
+        params = _parameters(raw, where)
+        flag = _flag(params, "binary_data", where)
         if flag is True or (flag is None and binary_all):
             binary.add(name)
-    return tuple(names), frozenset(binary)
+        count = None if params is None else params.get("classification")
+        if count is not None:
+            if type(count) is not int or count < 0:
+                raise InputError(
+                    f"{where}: 'classification' must be a non-negative integer, got {short(count)}",
+                    reason="malformed_request",
+                )
+            if count and spec.datatype not in _RANKABLE:
+                raise InputError(
+                    f"{where}: classification is not available for a {spec.datatype} output",
+                    reason="bad_classification",
+                )
+            if count:
+                classify = classify or {}
+                classify[name] = count
+    return tuple(names), frozenset(binary), classify
 
 
 _PLAIN_DATATYPES = frozenset(("FP32", "FP64"))
@@ -278,11 +342,12 @@ def decode_infer_request(
         plain = _decode_plain(doc, sig)
         if plain is not None:
             return plain
-    request_id = doc.get("id")
-    if request_id is not None and type(request_id) is not str:
+    request_id = doc.get("id", _ABSENT)
+    if request_id is _ABSENT:
+        request_id = None
+    elif type(request_id) is not str:
         raise InputError(f"request 'id' must be a string, got {short(request_id)}", reason="bad_id")
-    params = doc.get("parameters")
-    binary_all = type(params) is dict and params.get("binary_data_output") is True
+    binary_all = _flag(_parameters(doc, "request"), "binary_data_output", "request") is True
 
     n_rows = -1
     feeds: dict[str, np.ndarray] = {}
@@ -300,8 +365,8 @@ def decode_infer_request(
         feeds[spec.name] = _decode_input(spec, raw, reader, n_rows, sig, where)
     if reader is not None:
         reader.finish()
-    outputs, binary = _requested_outputs(doc.get("outputs"), binary_all, sig)
-    return InferRequest(request_id, feeds, n_rows, outputs, binary)
+    outputs, binary, classify = _requested_outputs(doc, binary_all, sig)
+    return InferRequest(request_id, feeds, n_rows, outputs, binary, classify)
 
 
 def _json_default(value: Any) -> Any:
@@ -310,6 +375,24 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError
+
+
+def top_classes(arr: np.ndarray, n_rows: int, count: int, labels: Any) -> np.ndarray:
+    """The classification extension: each row's ``count`` highest values as BYTES strings
+    ``"<value>:<index>[:<label>]"``, shape ``[n_rows, min(count, values per row)]``."""
+    values = arr.reshape(n_rows, -1)
+    k = min(count, values.shape[1])
+    # descending by value, ties by ascending index (a stable sort of the negated values);
+    # NaN sorts last
+    order = np.argsort(-values.astype(np.float64), axis=1, kind="stable")[:, :k]
+    fmt = "%f:%d" if values.dtype.kind == "f" else "%d:%d"
+    names = [str(label) for label in labels]
+    out = np.empty((n_rows, k), dtype=object)
+    for r, (row, picks) in enumerate(zip(values.tolist(), order.tolist(), strict=True)):
+        for j, index in enumerate(picks):
+            text = fmt % (row[index], index)
+            out[r, j] = f"{text}:{names[index]}" if index < len(names) else text
+    return out
 
 
 def encode_infer_response(
@@ -322,10 +405,14 @@ def encode_infer_response(
 ) -> tuple[bytes, int | None]:
     names = requested.outputs if requested.outputs is not None else sig.output_order
     binary = requested.binary_outputs
+    classify = requested.classify
     entries: list[dict[str, Any]] = []
     chunks: list[bytes] = []
     for name in names:
         arr = outputs[name]
+        if classify is not None and name in classify:
+            labels = sig.classes if name == sig.probability_output else ()
+            arr = top_classes(arr, requested.n_rows, classify[name], labels)
         kind = arr.dtype.kind
         datatype = "BYTES" if kind in "OUS" else OIP_OF_DTYPE[arr.dtype]
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}

@@ -7,22 +7,55 @@ too big), then the ``Exchange`` steps: admit (route, decode), await the version'
 answer (record, mirror, encode) or refuse. ``modelgate serve`` answers most requests on
 these URLs without ASGI (``http_fastpath``), through the same ``Exchange``; this endpoint
 serves every other way in (in-process clients, pipelined or chunked requests,
-``Expect: 100-continue``, a root path).
+``Expect: 100-continue``, a root path) and every request with a content coding: a
+``Content-Encoding: gzip|deflate`` body is decoded before admission (its decoded size
+counts against the body limit) and a client sending ``Accept-Encoding: gzip`` gets a
+compressed reply from ``compression.MIN_COMPRESS`` bytes on (see ``compression``).
 """
 
 from __future__ import annotations
 
+from gateway.dataplane.codecs.compression import decoded, encoded, request_coding, response_coding
 from gateway.dataplane.exchange import Exchange, InferenceRoute
 from gateway.dataplane.http.asgi import (
     CONTENT_LENGTH,
+    HEADER_LENGTH,
+    MODEL_VERSION,
+    REQUEST_ID,
+    ROUTING_KEY,
+    USE_CHALLENGER,
     ClientGone,
     Receive,
     Scope,
     Send,
     read_body,
     respond,
-    scan_headers,
 )
+
+# the headers ``Exchange`` reads (``asgi.scan_headers``'s indexes), then the two codings
+CONTENT_ENCODING, ACCEPT_ENCODING = 6, 7
+_WANTED = {
+    b"content-length": CONTENT_LENGTH,
+    b"inference-header-content-length": HEADER_LENGTH,
+    b"x-model-version": MODEL_VERSION,
+    b"x-use-challenger": USE_CHALLENGER,
+    b"x-routing-key": ROUTING_KEY,
+    b"x-request-id": REQUEST_ID,
+    b"content-encoding": CONTENT_ENCODING,
+    b"accept-encoding": ACCEPT_ENCODING,
+}
+_NONE8: tuple[None, ...] = (None,) * 8
+
+
+def scan_infer_headers(raw: list[tuple[bytes, bytes]]) -> list[bytes | None]:
+    """``asgi.scan_headers`` plus Content-Encoding and Accept-Encoding, in the same pass."""
+    found: list[bytes | None] = list(_NONE8)
+    wanted = _WANTED.get
+    for name, value in raw:
+        index = wanted(name)
+        if index is not None:
+            found[index] = value
+    return found
 
 
 class InferenceEndpoint(InferenceRoute):
@@ -31,9 +64,14 @@ class InferenceEndpoint(InferenceRoute):
     __slots__ = ()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exchange = Exchange(self, scan_headers(scope["headers"]), scope["path_params"])
+        found = scan_infer_headers(scope["headers"])
+        exchange = Exchange(self, found, scope["path_params"])
+        reply_coding = response_coding(found[ACCEPT_ENCODING])
         try:
-            body = await read_body(receive, self.max_body, exchange.found[CONTENT_LENGTH])
+            body_coding = request_coding(found[CONTENT_ENCODING])
+            body = await read_body(receive, self.max_body, found[CONTENT_LENGTH])
+            if body_coding is not None:
+                body = await decoded(body, body_coding, self.max_body)
             request = exchange.admit(body)
             outputs = await exchange.variant.batcher.infer(  # type: ignore[union-attr]
                 request.feeds, request.n_rows
@@ -43,4 +81,6 @@ class InferenceEndpoint(InferenceRoute):
             return
         except Exception as exc:
             reply = exchange.refuse(exc)
+        if reply_coding is not None:
+            reply = await encoded(*reply, reply_coding)
         await respond(send, *reply)

@@ -1,7 +1,10 @@
 """Health, server metadata and model metadata/readiness endpoints (Open Inference Protocol).
 
 Raw ASGI classes like the infer path; every answer comes from the current snapshot, whose
-metadata bodies were encoded when it was built.
+metadata bodies were encoded when it was built. Health and readiness answer with the
+protocol's JSON bodies (``{"live": true}``, ``{"ready": ...}``, ``{"name": ..., "ready":
+...}``) and say the same with their status code (200, else 503), for probes that read only
+that.
 """
 
 from __future__ import annotations
@@ -17,15 +20,16 @@ from gateway.dataplane.http.asgi import (
     error_body,
     request_id_of,
     respond_json,
-    respond_status,
     scan_headers,
 )
 from gateway.dataplane.routing import pinned
 from gateway.dataplane.snapshot import SnapshotHolder
-from gateway.errors import GatewayError, ModelNotFound, ModelNotReady
+from gateway.errors import GatewayError, ModelNotFound, ModelNotReady, NotDeployed
 
 SERVER_NAME = "modelgate"
-EXTENSIONS = ("binary_tensor_data", "model_repository")
+EXTENSIONS = ("binary_tensor_data", "classification", "model_repository", "statistics")
+LIVE_BODY = b'{"live":true}'
+READY_BODIES = {True: b'{"ready":true}', False: b'{"ready":false}'}
 
 
 def server_version() -> str:
@@ -39,7 +43,7 @@ class LiveEndpoint:
     """``GET /v2/health/live``: the process answers."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await respond_status(send, 200, request_id_of(scan_headers(scope["headers"])))
+        await respond_json(send, 200, LIVE_BODY, request_id_of(scan_headers(scope["headers"])))
 
 
 class ReadyEndpoint:
@@ -51,8 +55,9 @@ class ReadyEndpoint:
         self.holder = holder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        status = 200 if self.holder.current.ready else 503
-        await respond_status(send, status, request_id_of(scan_headers(scope["headers"])))
+        ready = self.holder.current.ready
+        request_id = request_id_of(scan_headers(scope["headers"]))
+        await respond_json(send, 200 if ready else 503, READY_BODIES[ready], request_id)
 
 
 class ServerMetadataEndpoint:
@@ -73,7 +78,8 @@ class ModelMetadataEndpoint:
     """``GET /v2/models/{name}[/versions/{v}]`` and their ``/ready`` twins.
 
     Metadata of an unpinned model describes its primary (production) version. Readiness
-    answers with the status code alone: 200 loaded, 503 known but not loaded.
+    answers ``{"name": model, "ready": bool}``: 200 loaded, 503 known but not loaded (a
+    version nothing deploys included: it is not ready, whatever makes it so).
     """
 
     __slots__ = ("holder", "readiness")
@@ -101,12 +107,15 @@ class ModelMetadataEndpoint:
                     raise ModelNotReady(f"model '{name}' has no loaded production version")
                 body = route.metadata_body
         except GatewayError as exc:
-            if self.readiness and isinstance(exc, ModelNotReady):
-                await respond_status(send, 503, request_id)
+            if self.readiness and isinstance(exc, ModelNotReady | NotDeployed):
+                await respond_json(send, 503, _readiness(name, False), request_id)
             else:
                 await respond_json(send, exc.status, error_body(str(exc)), request_id)
             return
         if self.readiness:
-            await respond_status(send, 200, request_id, variant.version_header)
-        else:
-            await respond_json(send, 200, body, request_id, variant.version_header)
+            body = _readiness(name, True)
+        await respond_json(send, 200, body, request_id, variant.version_header)
+
+
+def _readiness(name: str, ready: bool) -> bytes:
+    return orjson.dumps({"name": name, "ready": ready})

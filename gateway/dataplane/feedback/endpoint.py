@@ -15,6 +15,7 @@ Ids the store does not know (never served, or evicted) and expired ones are coun
 refused, so one stale id never loses the rest of the batch; a body that is not such JSON is
 a 400 and nothing is recorded. No admin token: label feedback comes from the same clients
 (or their pipelines) as the predictions. Errors are data-plane style ``{"error": ...}``.
+A ``Content-Encoding: gzip|deflate`` body is decoded first, like an inference request's.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from gateway.dataplane.codecs.compression import decoded, request_coding
+from gateway.dataplane.endpoints.infer import CONTENT_ENCODING, scan_infer_headers
 from gateway.dataplane.feedback.store import (
     DUPLICATE,
     EXPIRED,
@@ -42,7 +45,6 @@ from gateway.dataplane.http.asgi import (
     read_body,
     request_id_of,
     respond_json,
-    scan_headers,
 )
 from gateway.dataplane.snapshot import SnapshotHolder
 from gateway.errors import GatewayError, InputError, ModelNotFound, ModelNotReady
@@ -155,10 +157,13 @@ class FeedbackEndpoint:
         self.before_lookup = before_lookup
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = scan_headers(scope["headers"])
+        found = scan_infer_headers(scope["headers"])
         request_id = request_id_of(found)
         try:
+            coding = request_coding(found[CONTENT_ENCODING])
             body = await read_body(receive, self.max_body, found[CONTENT_LENGTH])
+            if coding is not None:
+                body = await decoded(body, coding, self.max_body)
             name = scope["path_params"]["name"]
             if name not in self.holder.current.models:
                 raise ModelNotFound(f"unknown model '{name}'")

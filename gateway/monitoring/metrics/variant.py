@@ -41,7 +41,8 @@ class VariantMetrics:
       ``record_predictions(n_rows, class_index, confidence)``  per successful request
       ``record_input_error(reason)``, ``record_shadow_dropped(n)``
     Off path: ``set_prediction_psi``, ``set_feature_psi``, ``set_shadow_agreement``,
-    ``set_live_accuracy``, ``set_traffic_weight``, ``set_loaded`` and ``flush``.
+    ``set_live_accuracy``, ``set_traffic_weight``, ``set_loaded``, ``flush`` and
+    ``inference_totals``.
     """
 
     __slots__ = (
@@ -256,6 +257,11 @@ class VariantMetrics:
         self._low += int(np.count_nonzero(conf < self.low_confidence_threshold))
 
     # ---- off path -----------------------------------------------------------------------
+
+    def inference_totals(self) -> tuple[int, int]:
+        """(onnxruntime calls, their total nanoseconds) recorded so far, flushed or not."""
+        data = self._inf_data
+        return sum(data[:-1]), int(data[-1])
 
     def flush(self) -> None:
         """Apply what was recorded since the last flush to the prometheus children."""

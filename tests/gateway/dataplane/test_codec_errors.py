@@ -117,6 +117,104 @@ OIP_CASES = [
     ("input-not-object", b'{"inputs": [3]}', None, SIG, "malformed_request", "string 'name'"),
     ("input-no-name", b'{"inputs": [{"shape": [1, 3]}]}', None, SIG, "malformed_request", "name"),
     ("id-number", one([1, 2, 3], id=5), None, SIG, "bad_id", "'id' must be a string"),
+    ("id-null", one([1, 2, 3], id=None), None, SIG, "bad_id", "'id' must be a string, got None"),
+    # the protocol's schema: parameters are objects, outputs a list of distinct names
+    *[
+        (
+            f"parameters-{kind}",
+            one([1, 2, 3], parameters=value),
+            None,
+            SIG,
+            "malformed_request",
+            "request: 'parameters' must be an object",
+        )
+        for kind, value in (("number", 5), ("list", [1]), ("null", None), ("string", "x"))
+    ],
+    (
+        "input-parameters-number",
+        dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "input",
+                        "shape": [1, 3],
+                        "datatype": "FP32",
+                        "data": [1, 2, 3],
+                        "parameters": 3,
+                    }
+                ]
+            }
+        ),
+        None,
+        SIG,
+        "malformed_request",
+        "input 'input': 'parameters' must be an object, got 3",
+    ),
+    ("outputs-null", one([1, 2, 3], outputs=None), None, SIG, "malformed_request", "'outputs'"),
+    (
+        "outputs-object",
+        one([1, 2, 3], outputs={"name": "label"}),
+        None,
+        SIG,
+        "malformed_request",
+        "'outputs' must be a list",
+    ),
+    (
+        "output-parameters-list",
+        one([1, 2, 3], outputs=[{"name": "label", "parameters": [1]}]),
+        None,
+        SIG,
+        "malformed_request",
+        "output 'label': 'parameters' must be an object",
+    ),
+    (
+        "duplicate-output",
+        one([1, 2, 3], outputs=[{"name": "label"}, {"name": "probabilities"}, {"name": "label"}]),
+        None,
+        SIG,
+        "duplicate_output",
+        "output 'label' is requested twice",
+    ),
+    (
+        "binary-data-string",
+        one([1, 2, 3], outputs=[{"name": "label", "parameters": {"binary_data": "yes"}}]),
+        None,
+        SIG,
+        "malformed_request",
+        "'binary_data' must be a boolean",
+    ),
+    (
+        "binary-data-output-number",
+        one([1, 2, 3], parameters={"binary_data_output": 1}),
+        None,
+        SIG,
+        "malformed_request",
+        "'binary_data_output' must be a boolean",
+    ),
+    *[
+        (
+            f"classification-{kind}",
+            one([1, 2, 3], outputs=[{"name": "label", "parameters": {"classification": value}}]),
+            None,
+            SIG,
+            "malformed_request",
+            "'classification' must be a non-negative integer",
+        )
+        for kind, value in (("negative", -1), ("float", 1.5), ("bool", True), ("text", "2"))
+    ],
+    (
+        "classification-of-bytes",
+        orjson.dumps(
+            {
+                **orjson.loads(mixed([1.0], ["a"])),
+                "outputs": [{"name": "label", "parameters": {"classification": 1}}],
+            }
+        ),
+        None,
+        MIXED,
+        "bad_classification",
+        "not available for a BYTES output",
+    ),
     (
         "no-data",
         orjson.dumps({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32"}]}),

@@ -299,7 +299,7 @@ def test_unknown_parameters_are_ignored() -> None:
     req = decode_infer_request(body, header_length, numeric_sig())
     assert req.outputs == ("label",) and req.binary_outputs == {"label"}
     doc = {
-        "parameters": "not-an-object",
+        "parameters": {"content_type": "np", "headers": {"x": [1, None]}},
         "inputs": [
             {
                 "name": "input",
