@@ -24,14 +24,10 @@ from tests.support.gateway_process import GatewayProcess
 ROWS = np.array([[0.5, -1.0, 0.25, 2.0], [-0.3, 0.8, -1.5, 0.1], [1.2, 0.4, 0.0, -0.7]], np.float32)
 MANY = np.repeat(ROWS, 30, axis=0)  # 90 rows: replies well past the compression threshold
 
-# A query string takes a request off the HTTP fast path to the ASGI endpoint, which decodes
-# content codings. Once the fast path hands coded requests over by itself, the "fast path"
-# variants below pass too (they are strict xfails until then: an XPASS means remove the mark).
+# A query string takes a request off the HTTP fast path to the ASGI endpoint; without one, the
+# fast path hands requests that carry a content coding to the ASGI endpoint by itself. Both
+# routes are exercised.
 VIA_ASGI = {"via": "asgi"}
-HANDOVER = pytest.mark.xfail(
-    strict=True,
-    reason="needs the HTTP fast path to hand requests with Content-Encoding to ASGI",
-)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +109,7 @@ def test_inference_json_and_binary(client, expected, binary) -> None:
 
 
 @pytest.mark.parametrize(
-    "query", [VIA_ASGI, pytest.param(None, marks=HANDOVER)], ids=["asgi", "fast-path"]
+    "query", [VIA_ASGI, None], ids=["asgi", "fast-path"]
 )
 @pytest.mark.parametrize("request_coding", ["gzip", "deflate"])
 @pytest.mark.parametrize("response_coding", ["gzip", "deflate", None])
