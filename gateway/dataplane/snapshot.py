@@ -167,6 +167,8 @@ class SnapshotHolder:
     """
 
     __slots__ = ("current", "listeners")
+    current: Snapshot
+    listeners: list[Listener]
 
     def __init__(self, snapshot: Snapshot | None = None) -> None:
         object.__setattr__(self, "listeners", [])
