@@ -28,7 +28,8 @@ class Recorder(Protocol):
     """Per-version monitoring bound on ``Variant.recorder`` at load time (control plane).
 
     The inference endpoints call ``record`` after every successful inference and
-    ``record_error`` for every failed request routed to the version; both run on the event
+    ``record_error`` for every failed request routed to the version; the shadow mirror
+    calls ``record_shadow`` for every mirrored copy the version ran. All run on the event
     loop, so they must only append to preallocated buffers and bump counters. ``rule`` is
     the routing rule that chose the version (``routing.RULE_*``), ``status`` the HTTP
     status answered, ``reason`` the error's ``GatewayError.reason``.
@@ -45,6 +46,8 @@ class Recorder(Protocol):
     ) -> None: ...
 
     def record_error(self, rule: int, status: int, reason: str, elapsed_ns: int) -> None: ...
+
+    def record_shadow(self, status: int) -> None: ...
 
 
 class Variant:

@@ -153,8 +153,7 @@ def _decode_input(
     sig: ModelSignature,
     where: str,
 ) -> np.ndarray:
-    datatype = raw.get("datatype")
-    check_compatible(datatype, spec, where)
+    datatype = check_compatible(raw.get("datatype"), spec, where)
     params = raw.get("parameters")
     size = params.get("binary_data_size") if type(params) is dict else None
     if size is not None:

@@ -34,10 +34,9 @@ class InferenceEndpoint(InferenceRoute):
         exchange = Exchange(self, scan_headers(scope["headers"]), scope["path_params"])
         try:
             body = await read_body(receive, self.max_body, exchange.found[CONTENT_LENGTH])
-            request = exchange.admit(body)
-            outputs = await exchange.variant.batcher.infer(  # type: ignore[union-attr]
-                request.feeds, request.n_rows
-            )
+            batcher = exchange.admit(body).batcher
+            request = exchange.request
+            outputs = await batcher.infer(request.feeds, request.n_rows)
             reply = exchange.answer(outputs)
         except ClientGone:
             return
