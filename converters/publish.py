@@ -70,7 +70,7 @@ async def publish(
         abs_tolerance=abs_tolerance,
         rel_tolerance=rel_tolerance,
     )
-    stored = registry.artifacts.put(prepared.onnx_bytes)  # type: ignore[attr-defined]
+    stored = registry.artifacts.put(prepared.onnx_bytes)
     sha256, size = (await stored) if inspect.isawaitable(stored) else stored
     new = NewVersion(
         artifact_sha256=sha256,

@@ -111,8 +111,8 @@ def build_reference(
     }
     if schema["task"] == "classification":
         classes = schema["classes"]
-        labels = np.asarray(outputs[schema["label_output"]]).ravel()
-        labels = [v.decode() if isinstance(v, bytes) else v for v in labels.tolist()]
+        raw_labels = np.asarray(outputs[schema["label_output"]]).ravel().tolist()
+        labels = [v.decode() if isinstance(v, bytes) else v for v in raw_labels]
         counts = pd.Series(labels).value_counts()
         reference["prediction"] = {
             "kind": "classes",

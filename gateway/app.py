@@ -28,10 +28,11 @@ from starlette.responses import Response
 
 from gateway.admin.auth import AdminAuth, resolve_admin_token
 from gateway.admin.responses import error_response
+from gateway.admin.statuses import status_for
 from gateway.dataplane.http.asgi import Receive, Scope, Send
 from gateway.dataplane.shadow import ShadowMirror
 from gateway.dataplane.snapshot import SnapshotHolder
-from gateway.errors import GatewayError, status_for
+from gateway.errors import GatewayError
 from gateway.lifecycle import start_lifecycle, stop_lifecycle
 from gateway.monitoring.binder import Monitoring, shared_feedback_dir
 from gateway.monitoring.metrics.prometheus import MetricsRegistry
@@ -72,7 +73,7 @@ class GatewayApp(Starlette):
                 scope["path_params"] = matched[1]
                 await matched[0](scope, receive, send)
                 return
-        await super().__call__(scope, receive, send)  # type: ignore[arg-type]
+        await super().__call__(scope, receive, send)
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:

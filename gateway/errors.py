@@ -11,13 +11,12 @@
      +-- Conflict                409  control-plane change refused by current state
           +-- NotDeployed        409  a registered version nothing deploys, pinned
 
-Registry errors are mapped in ``status_for`` without the registry knowing about HTTP.
+Registry errors get their status in ``gateway.admin.statuses.status_for`` (the control plane
+maps them; neither the registry nor the data plane knows about the other).
 The message of every error is one line meant for the client; no traceback is ever sent.
 """
 
 from __future__ import annotations
-
-from registry import errors as registry_errors
 
 
 class GatewayError(Exception):
@@ -70,23 +69,3 @@ class NotDeployed(Conflict):
     can make it servable, so retrying (what a 503 tells a client) cannot help."""
 
     reason = "not_deployed"
-
-
-_REGISTRY_STATUS: dict[type[registry_errors.RegistryError], int] = {
-    registry_errors.NotFound: 404,
-    registry_errors.InvalidVersion: 400,
-    registry_errors.InvalidDeployment: 400,
-    registry_errors.VersionExists: 409,
-    registry_errors.InvalidTransition: 409,
-    registry_errors.ArtifactError: 409,
-    registry_errors.StaleRead: 409,
-}
-
-
-def status_for(exc: BaseException) -> int:
-    if isinstance(exc, GatewayError):
-        return exc.status
-    for cls in type(exc).__mro__:
-        if cls in _REGISTRY_STATUS:
-            return _REGISTRY_STATUS[cls]
-    return 500

@@ -21,7 +21,17 @@ from registry.models import (
 )
 
 
+class ArtifactWriter(Protocol):
+    def put(self, data: bytes) -> tuple[str, int]:
+        """Store ``data``; return ``(sha256, size)``. Idempotent for identical bytes."""
+        ...
+
+
 class RegistryStore(Protocol):
+    # where a new version's ONNX bytes go before ``register_version`` references them
+    @property
+    def artifacts(self) -> ArtifactWriter: ...
+
     async def close(self) -> None: ...
 
     # --- models and versions -------------------------------------------------

@@ -27,4 +27,7 @@ fi
 
 "${PYTHON:-python3}" -m ruff check .
 "${PYTHON:-python3}" -m ruff format --check .
+# types (gateway, registry, converters) and the layer contracts, both configured in pyproject
+"${PYTHON:-python3}" -m mypy
+lint-imports
 "${PYTHON:-python3}" -m pytest -q "$@"

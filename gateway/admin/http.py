@@ -3,7 +3,7 @@
 Every admin endpoint is an ``async def handler(request, state)`` wrapped by
 ``admin_endpoint``: the token is checked first (401 before anything else, even for an
 unknown model), the handler's return value is sent as JSON, and every refusal becomes
-``{"error": "...", **details}`` with the status of ``gateway.errors.status_for``. A registry
+``{"error": "...", **details}`` with the status of ``gateway.admin.statuses.status_for``. A registry
 failure without a status of its own (a busy database) is a 503 that says why, never a 500.
 """
 
@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admin.responses import json_response
-from gateway.errors import GatewayError, InputError, ModelNotReady, status_for
+from gateway.admin.statuses import status_for
+from gateway.errors import GatewayError, InputError, ModelNotReady
 from registry.errors import RegistryError, SchemaError
 
 if TYPE_CHECKING:

@@ -182,6 +182,8 @@ class AdminChanges:
                 view, _moved = await self._recheck(publisher, view)
                 continue
             break
+        else:  # the last attempt commits without a generation check: no StaleRead
+            raise RuntimeError("no attempt committed")
         error = await self._publish(after)
         failures = {} if ms.unloaded else self._failures(plan, error)
         if failures:

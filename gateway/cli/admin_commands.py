@@ -139,7 +139,7 @@ async def cmd_switch(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``traffic``, ``rollback`` and ``switch`` to the ``modelgate`` parser."""
     p = subparsers.add_parser(
         "traffic",

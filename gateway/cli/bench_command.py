@@ -31,7 +31,7 @@ def harness_root(root: Path = SOURCE_ROOT) -> Path:
     return root
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="run the load benchmark against MLServer and a hand-written server",

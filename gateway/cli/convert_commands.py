@@ -167,7 +167,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "convert",
         help="convert a fitted scikit-learn estimator to ONNX, prove parity and register it",

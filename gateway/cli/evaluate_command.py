@@ -23,7 +23,7 @@ REPORT_JSON = "evaluation.json"
 REPORT_HTML = "evaluation.html"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="evaluate a version on labelled data (metrics, calibration, fairness, latency)",

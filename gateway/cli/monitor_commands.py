@@ -213,7 +213,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``drift`` and ``health`` to the ``modelgate`` parser."""
     for verb, handler, text in (
         ("drift", cmd_drift, "feature and prediction drift of a model's live traffic"),

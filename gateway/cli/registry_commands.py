@@ -258,7 +258,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the registry verbs to the ``modelgate`` parser."""
     p = subparsers.add_parser("models", help="list registered models")
     common_options(p)

@@ -34,7 +34,7 @@ from registry.sqlite.store import open_registry
 APP_FACTORY = "gateway.app:create_app_from_env"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="run the HTTP gateway",

@@ -111,10 +111,11 @@ class Exchange:
         self.rule = RULE_WEIGHTED
         self.route: ModelRoute | None = None
         self.request: Any = None
-        self.body_id: str | None = None
+        self.body_id = ""  # set by admit()
 
-    def admit(self, body: bytes) -> Any:
-        """Route and decode: the decoded request (``feeds``, ``n_rows``), or a GatewayError."""
+    def admit(self, body: bytes) -> Variant:
+        """Route and decode: the chosen version (its decoded request, with ``feeds`` and
+        ``n_rows``, is ``self.request``), or a GatewayError."""
         route_def, found = self.route_def, self.found
         name = self.params["name"]
         route = route_def.holder.current.models.get(name)
@@ -142,11 +143,13 @@ class Exchange:
             self.request_id = client_request_id(given) or new_request_id().encode()
         self.body_id = body_id if body_id is not None else self.request_id.decode("latin-1")
         self.request = request
-        return request
+        return variant
 
     def answer(self, outputs: Outputs) -> Reply:
         """The reply to an admitted request that ran: recorded, mirrored, encoded."""
-        variant: Variant = self.variant  # type: ignore[assignment]
+        variant, route = self.variant, self.route
+        if variant is None or route is None:
+            raise RuntimeError("answer() called before a successful admit()")
         request = self.request
         elapsed = perf_counter_ns() - self.started
         recorder = variant.recorder
@@ -154,7 +157,6 @@ class Exchange:
             recorder.record(
                 self.rule, self.body_id, request.feeds, outputs, request.n_rows, elapsed
             )
-        route: ModelRoute = self.route  # type: ignore[assignment]
         if route.shadows:
             self.route_def.mirror.mirror(route, request.feeds, request.n_rows, variant, outputs)
         name = variant.model

@@ -124,11 +124,11 @@ def choose(
     if use_challenger and route.challenger is not None:
         return route.challenger, RULE_CHALLENGER
     routes = route.routes
-    sticky = route.sticky and routing_key is not None
+    sticky_key = routing_key if route.sticky else None
     if len(routes) == 1:
-        return routes[0], RULE_STICKY if sticky else RULE_WEIGHTED
-    if sticky:
-        return by_bucket(route, sticky_bucket(route.sticky_prefix, routing_key)), RULE_STICKY
+        return routes[0], RULE_WEIGHTED if sticky_key is None else RULE_STICKY
+    if sticky_key is not None:
+        return by_bucket(route, sticky_bucket(route.sticky_prefix, sticky_key)), RULE_STICKY
     return by_bucket(route, int(rand() * BUCKETS)), RULE_WEIGHTED
 
 

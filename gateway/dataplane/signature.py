@@ -100,6 +100,11 @@ def _require(cond: bool, message: str) -> None:
         raise SchemaError(f"invalid model schema: {message}")
 
 
+def _nonempty_list(value: Any, message: str) -> list[Any]:
+    _require(isinstance(value, list) and bool(value), message)
+    return value
+
+
 def _parse_input(raw: Any, feature_pos: dict[str, int]) -> InputSpec:
     _require(isinstance(raw, dict), f"input {raw!r} is not an object")
     name, datatype = raw.get("name"), raw.get("datatype")
@@ -183,7 +188,8 @@ class ModelSignature:
         _require(isinstance(schema, Mapping), "schema is not an object")
         _require(type(max_rows) is int and max_rows >= 1, f"max_rows={max_rows!r}")
         task = schema.get("task")
-        _require(task in ("classification", "regression"), f"unknown task {task!r}")
+        if task not in ("classification", "regression"):
+            raise SchemaError(f"invalid model schema: unknown task {task!r}")
         raw_features = schema.get("features") or []
         _require(isinstance(raw_features, list), "features is not a list")
         names = tuple(
@@ -196,12 +202,10 @@ class ModelSignature:
         kinds = tuple(str(f.get("kind", "numerical")) for f in raw_features)
         feature_pos = {n: i for i, n in enumerate(names)}
 
-        raw_inputs = schema.get("inputs")
-        _require(isinstance(raw_inputs, list) and bool(raw_inputs), "no inputs")
+        raw_inputs = _nonempty_list(schema.get("inputs"), "no inputs")
         inputs = tuple(_parse_input(raw, feature_pos) for raw in raw_inputs)
         _require(len({i.name for i in inputs}) == len(inputs), "input names are not unique")
-        raw_outputs = schema.get("outputs")
-        _require(isinstance(raw_outputs, list) and bool(raw_outputs), "no outputs")
+        raw_outputs = _nonempty_list(schema.get("outputs"), "no outputs")
         outputs = tuple(_parse_output(raw) for raw in raw_outputs)
         output_index = {o.name: o for o in outputs}
 

@@ -28,7 +28,8 @@ class Recorder(Protocol):
     """Per-version monitoring bound on ``Variant.recorder`` at load time (control plane).
 
     The inference endpoints call ``record`` after every successful inference and
-    ``record_error`` for every failed request routed to the version; both run on the event
+    ``record_error`` for every failed request routed to the version; the shadow mirror
+    calls ``record_shadow`` for every mirrored copy the version ran. All run on the event
     loop, so they must only append to preallocated buffers and bump counters. ``rule`` is
     the routing rule that chose the version (``routing.RULE_*``), ``status`` the HTTP
     status answered, ``reason`` the error's ``GatewayError.reason``.
@@ -50,6 +51,8 @@ class Recorder(Protocol):
         """(onnxruntime calls, their total nanoseconds) recorded so far (statistics
         extension; off the request path)."""
         ...
+
+    def record_shadow(self, status: int) -> None: ...
 
 
 class Variant:
@@ -184,6 +187,8 @@ class SnapshotHolder:
     """
 
     __slots__ = ("current", "listeners")
+    current: Snapshot
+    listeners: list[Listener]
 
     def __init__(self, snapshot: Snapshot | None = None) -> None:
         object.__setattr__(self, "listeners", [])

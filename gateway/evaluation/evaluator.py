@@ -169,13 +169,14 @@ def _regression(
         raise EvaluationError(
             f"label column {label_col!r} has {int(np.isnan(y_true).sum())} missing values"
         )
-    block = regression_metrics(y_true, preds.values)
+    y_pred = preds.values
+    if y_pred is None:
+        raise EvaluationError("the model gave no regression values")
+    block = regression_metrics(y_true, y_pred)
     report["regression"] = block
     report["primary_metric"] = primary_metric("regression", block, 0)
     report["fairness"] = {
-        "columns": {
-            g: regression_fairness(y_true, preds.values, _group_values(df, g)) for g in groups
-        }
+        "columns": {g: regression_fairness(y_true, y_pred, _group_values(df, g)) for g in groups}
     }
 
 

@@ -94,7 +94,7 @@ def group_bars_png(column: str, rows: Sequence[Mapping[str, Any]], metrics: Sequ
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(metrics))
     for k, metric in enumerate(metrics):
-        values = [r.get(metric) if r.get(metric) is not None else 0.0 for r in rows]
+        values = [0.0 if (v := r.get(metric)) is None else v for r in rows]
         label = _SHORT.get(metric, metric)
         ax.bar([i + k * width for i in range(len(rows))], values, width=width, label=label)
     ax.set_xticks(

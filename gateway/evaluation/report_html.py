@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +55,11 @@ class _Images:
         else:
             self.plots = plots
 
-    def img(self, name: str, draw: Callable[[Any], bytes], alt: str) -> str:
+    def img(self, name: str, alt: str, *args: Any) -> str:
+        """``plots.<name>(*args)`` as an inline PNG (empty without matplotlib)."""
         if self.plots is None:
             return ""
-        data = base64.b64encode(draw(getattr(self.plots, name))).decode()
+        data = base64.b64encode(getattr(self.plots, name)(*args)).decode()
         return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
@@ -89,10 +90,9 @@ def _classification(report: Mapping[str, Any], images: _Images) -> list[str]:
     )
     cm = block["confusion_matrix"]
     if block.get("roc_curves"):
-        parts.append(images.img("roc_png", lambda p: p(block["roc_curves"]), "ROC curve"))
+        parts.append(images.img("roc_png", "ROC curve", block["roc_curves"]))
     if len(cm["labels"]) <= 50:
-        draw = lambda p: p(cm["labels"], cm["matrix"])  # noqa: E731
-        parts.append(images.img("confusion_png", draw, "confusion matrix"))
+        parts.append(images.img("confusion_png", "confusion matrix", cm["labels"], cm["matrix"]))
     if len(cm["labels"]) <= 20:
         parts.append("<h3>Confusion matrix (rows: true, columns: predicted)</h3>")
         parts.append(
@@ -109,9 +109,7 @@ def _classification(report: Mapping[str, Any], images: _Images) -> list[str]:
                 calibration,
                 ["ece", "brier_score", "mean_confidence", "binning", "brier_definition"],
             ),
-            images.img(
-                "reliability_png", lambda p: p(calibration["reliability"]), "reliability diagram"
-            ),
+            images.img("reliability_png", "reliability diagram", calibration["reliability"]),
             _table(
                 ["bin", "count", "mean confidence", "accuracy"],
                 [
@@ -133,7 +131,7 @@ def _regression(report: Mapping[str, Any], images: _Images) -> list[str]:
     return [
         "<h2>Regression</h2>",
         _pairs(block, ["mae", "rmse", "r2", "mean_target", "mean_prediction"]),
-        images.img("residuals_png", lambda p: p(block["residual_histogram"]), "residuals"),
+        images.img("residuals_png", "residuals", block["residual_histogram"]),
     ]
 
 
@@ -165,9 +163,7 @@ def _fairness(report: Mapping[str, Any], images: _Images) -> list[str]:
                 ],
             )
         )
-        parts.append(
-            images.img("group_bars_png", lambda p, c=column, r=rows, b=bars: p(c, r, b), column)
-        )
+        parts.append(images.img("group_bars_png", column, column, rows, bars))
     return parts
 
 

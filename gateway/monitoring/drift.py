@@ -22,7 +22,7 @@ separately: it does not enter the score.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -99,7 +99,7 @@ class DriftReport:
 
 def compute_drift(
     window_snapshot: WindowSnapshot,
-    reference: Reference | dict[str, Any],
+    reference: Reference | Mapping[str, Any],
     *,
     psi_threshold: float = 0.2,
     min_samples: int = DEFAULT_MIN_SAMPLES,

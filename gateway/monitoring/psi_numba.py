@@ -24,7 +24,9 @@ from numba import njit
 from gateway.monitoring.stats import PSI_EPS
 
 # input row dtypes that ``ring_update`` is compiled for; the window converts anything else
-ROW_DTYPES = frozenset((np.dtype(np.float32), np.dtype(np.float64)))
+ROW_DTYPES: frozenset[np.dtype[np.floating]] = frozenset(
+    (np.dtype(np.float32), np.dtype(np.float64))
+)
 
 
 @njit(cache=True, inline="always")

@@ -8,7 +8,7 @@ arrays the numba kernels want (see ``psi_numba``). A malformed reference raises
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +60,7 @@ class Reference:
     expected: np.ndarray  # float64 [f, E + 1], zero padding
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> Reference:
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Reference:
         data = data or {}
         numerical = tuple(
             _numeric(name, spec) for name, spec in (data.get("numerical") or {}).items()

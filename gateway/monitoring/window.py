@@ -200,21 +200,22 @@ class PredictionWindow:
                 numeric = numeric.astype(np.float64)  # keep to the warmed-up kernel types
         if self._has_categorical and categorical is None:
             raise ValueError("this window has categorical features: pass their codes")
+        # ``and ... is not None`` only narrows the type: a missing array has raised above
         if stop - start == 1:  # the usual single-row call: item stores cost a third of slices
-            if self._has_categorical:
+            if self._has_categorical and categorical is not None:
                 self._categorical[start] = categorical[0]
             self._predictions[start] = predictions[0]
             self._confidence[start] = np.nan if confidence is None else confidence[0]
             self._latency[start] = latency_s
             self._times[start] = self._clock()
         else:
-            if self._has_categorical:
+            if self._has_categorical and categorical is not None:
                 self._categorical[start:stop] = categorical
             self._predictions[start:stop] = predictions
             self._confidence[start:stop] = np.nan if confidence is None else confidence
             self._latency[start:stop] = latency_s
             self._times[start:stop] = self._clock()
-        if self._has_numeric:
+        if self._has_numeric and numeric is not None:
             ring_update(self._numeric, numeric, start, self._edges, self._counts)
         if stop > self._filled:
             self._filled = stop

@@ -98,7 +98,7 @@ def max_feature_psi(
     snapshot: WindowSnapshot, reference: Reference | Mapping[str, Any], min_samples: int
 ) -> float | None:
     """Largest PSI among the features the drift report could judge (enough samples)."""
-    report = compute_drift(snapshot, reference, min_samples=min_samples)  # type: ignore[arg-type]
+    report = compute_drift(snapshot, reference, min_samples=min_samples)
     judged = [f.psi for f in report.features if f.drifted is not None and f.psi is not None]
     return max(judged) if judged else None
 

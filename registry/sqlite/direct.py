@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -76,7 +76,7 @@ class DirectConnection:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, fn)
 
-    async def write(self, body: Callable[[Txn], Awaitable[T]]) -> T:
+    async def write(self, body: Callable[[Txn], Coroutine[Any, Any, T]]) -> T:
         """``body(txn)`` as one write transaction, in one round trip."""
         return await self.call(lambda conn: run_write(conn, body))
 
@@ -112,7 +112,7 @@ class DirectConnection:
             self._conn = None
 
 
-def run_write(conn: sqlite3.Connection, body: Callable[[Txn], Awaitable[T]]) -> T:
+def run_write(conn: sqlite3.Connection, body: Callable[[Txn], Coroutine[Any, Any, T]]) -> T:
     """``body`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (on the connection's thread)."""
     conn.execute("BEGIN IMMEDIATE")
     try:

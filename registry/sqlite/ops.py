@@ -12,7 +12,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,8 +26,9 @@ from registry.sqlite.direct import DirectConnection
 from registry.sqlite.txn import Txn, database_message, is_insert
 
 T = TypeVar("T")
-# a whole write as one transaction body (run by ``commit`` or ``commit_and_view``)
-Change = Callable[[Txn], Awaitable[T]]
+# a whole write as one transaction body (run by ``commit`` or ``commit_and_view``); a
+# coroutine, because the direct connection drives it by hand (``run_to_completion``)
+Change = Callable[[Txn], Coroutine[Any, Any, T]]
 
 
 class AioTxn(Txn):

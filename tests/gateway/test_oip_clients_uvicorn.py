@@ -108,9 +108,7 @@ def test_inference_json_and_binary(client, expected, binary) -> None:
     check_outputs(result, expected, len(MANY))
 
 
-@pytest.mark.parametrize(
-    "query", [VIA_ASGI, None], ids=["asgi", "fast-path"]
-)
+@pytest.mark.parametrize("query", [VIA_ASGI, None], ids=["asgi", "fast-path"])
 @pytest.mark.parametrize("request_coding", ["gzip", "deflate"])
 @pytest.mark.parametrize("response_coding", ["gzip", "deflate", None])
 def test_compressed_requests_and_replies(

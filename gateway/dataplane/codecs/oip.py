@@ -193,8 +193,7 @@ def _decode_input(
     sig: ModelSignature,
     where: str,
 ) -> np.ndarray:
-    datatype = raw.get("datatype")
-    check_compatible(datatype, spec, where)
+    datatype = check_compatible(raw.get("datatype"), spec, where)
     params = _parameters(raw, where)
     size = None if params is None else params.get("binary_data_size")
     if size is not None:

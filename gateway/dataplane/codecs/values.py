@@ -91,8 +91,8 @@ def flatten(data: Any) -> list[Any]:
     return out
 
 
-def check_compatible(datatype: Any, spec: InputSpec, where: str) -> None:
-    """Refuse a request datatype that cannot be cast to the model input's."""
+def check_compatible(datatype: Any, spec: InputSpec, where: str) -> str:
+    """The request datatype, refused if it cannot be cast to the model input's."""
     if type(datatype) is not str or datatype not in REQUEST_DTYPES:
         raise InputError(f"{where}: unsupported datatype {short(datatype)}", reason="bad_dtype")
     if spec.is_string or datatype == "BYTES":
@@ -108,6 +108,7 @@ def check_compatible(datatype: Any, spec: InputSpec, where: str) -> None:
             f"{where}: datatype {datatype} cannot feed model input '{spec.name}' ({spec.datatype})",
             reason="bad_dtype",
         )
+    return datatype
 
 
 def from_json(

@@ -72,10 +72,9 @@ class InferenceEndpoint(InferenceRoute):
             body = await read_body(receive, self.max_body, found[CONTENT_LENGTH])
             if body_coding is not None:
                 body = await decoded(body, body_coding, self.max_body)
-            request = exchange.admit(body)
-            outputs = await exchange.variant.batcher.infer(  # type: ignore[union-attr]
-                request.feeds, request.n_rows
-            )
+            batcher = exchange.admit(body).batcher
+            request = exchange.request
+            outputs = await batcher.infer(request.feeds, request.n_rows)
             reply = exchange.answer(outputs)
         except ClientGone:
             return

@@ -102,9 +102,10 @@ class ModelMetadataEndpoint:
                 variant = pinned(route, version)
                 body = variant.metadata_body
             else:
-                variant = route.primary
-                if variant is None:
+                primary = route.primary
+                if primary is None:
                     raise ModelNotReady(f"model '{name}' has no loaded production version")
+                variant = primary
                 body = route.metadata_body
         except GatewayError as exc:
             if self.readiness and isinstance(exc, ModelNotReady | NotDeployed):

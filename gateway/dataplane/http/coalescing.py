@@ -75,5 +75,7 @@ class CoalescingTransport:
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol writing through a ``CoalescingTransport``."""
 
+    # uvicorn narrows asyncio's BaseTransport parameter to Transport (its own ignore), and
+    # the proxy is duck-typed: subclassing Transport would shadow __getattr__'s delegation
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]

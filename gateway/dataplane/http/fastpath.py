@@ -195,12 +195,13 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         self.headers = []
 
     def on_headers_complete(self) -> None:
-        if self._hot is None:
+        hot = self._hot
+        if hot is None:
             super().on_headers_complete()
             return
         # a reply written inside feed_data has marked the connection idle already
         self._idle_since = None
-        if not self._start_fast():
+        if not self._start_fast(hot):
             self._begin_asgi()
             super().on_headers_complete()
 
@@ -211,15 +212,16 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         self.url, self.expect_100_continue = url, expect
         self.headers = self.scope["headers"] = headers
 
+    # ``self.cycle`` is typed as uvicorn's cycle; read as ``object`` it can be narrowed
     def on_body(self, body: bytes) -> None:
-        cycle = self.cycle
+        cycle: object = self.cycle
         if type(cycle) is FastCycle:
             cycle.chunks.append(body)
         else:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        cycle = self.cycle
+        cycle: object = self.cycle
         if type(cycle) is not FastCycle:
             super().on_message_complete()
             return
@@ -227,15 +229,14 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         cycle.chunks = []
         self._in_flight = cycle
         try:
-            request = cycle.admit(body)
-            cycle.variant.batcher.submit(  # type: ignore[union-attr]
-                request.feeds, request.n_rows, cycle
-            )
+            batcher = cycle.admit(body).batcher
+            request = cycle.request
+            batcher.submit(request.feeds, request.n_rows, cycle)
         except Exception as exc:
             cycle.set_exception(exc)
 
     # the fast path
-    def _start_fast(self) -> bool:
+    def _start_fast(self, hot: HotPaths) -> bool:
         """Take the request just parsed up to its headers, if it qualifies."""
         parser = self.parser
         if parser.get_method() != b"POST" or self.expect_100_continue:
@@ -243,7 +244,7 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         current = self.cycle
         if current is not None and not current.response_complete:
             return False  # pipelined behind a request in flight: uvicorn queues it
-        matched = self._hot.match_url(self.url)  # type: ignore[union-attr]
+        matched = hot.match_url(self.url)
         if matched is None:
             return False
         endpoint, params = matched
@@ -256,7 +257,10 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         if parser.should_upgrade():
             return False
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
-        self.cycle = FastCycle(self, endpoint, found, params, keep_alive)  # type: ignore[assignment]
+        # a stand-in for uvicorn's cycle (the attributes it reads), not a subclass of it
+        self.cycle = FastCycle(  # type: ignore[assignment]
+            self, endpoint, found, params, keep_alive
+        )
         return True
 
     def send_fast_reply(self, cycle: FastCycle, reply: Reply) -> None:
@@ -318,6 +322,7 @@ def fast_path_of(config: Config) -> HotPaths | None:
     except KeyError:
         pass
     problems = contract_problems()
+    reason: str | None
     if problems:
         hot, reason, level = None, _mismatch(problems), logging.WARNING
     else:

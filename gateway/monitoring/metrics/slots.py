@@ -45,12 +45,12 @@ def check_bulk_histogram(child: Histogram, n_buckets: int) -> None:
 
 def add_to_histogram(child: Histogram, bucket_deltas: Sequence[int], sum_delta: float) -> None:
     """Add per-bucket counts (non-cumulative, +Inf last) and their sum to a histogram child."""
-    buckets: list[Any] = child._buckets  # type: ignore[attr-defined]
+    buckets: list[Any] = child._buckets
     for i, delta in enumerate(bucket_deltas):
         if delta:
             buckets[i].inc(delta)
     if sum_delta:
-        child._sum.inc(sum_delta)  # type: ignore[attr-defined]
+        child._sum.inc(sum_delta)
 
 
 class HistogramSlot:

@@ -335,16 +335,16 @@ class VariantMetrics:
         f.low_confidence.remove(*key)
         if self._dropped_child is not None:
             f.shadow_dropped.remove(*key)
-        for i, child in enumerate(self._ok.children):
-            if child is not None:
+        for i, ok_child in enumerate(self._ok.children):
+            if ok_child is not None:
                 f.requests.remove(*key, ROUTES[i], "200")
         for code_key in self._codes.children:
             f.requests.remove(*key, ROUTES[code_key // 1000], str(code_key % 1000))
-        for i, child in enumerate(self._classes.children):
-            if child is not None:
+        for i, class_child in enumerate(self._classes.children):
+            if class_child is not None:
                 f.predictions.remove(*key, self._class_labels[i])
         for name in self._gauges:
-            family: Gauge = getattr(f, name)
-            family.remove(*key)
+            gauge: Gauge = getattr(f, name)
+            gauge.remove(*key)
         for feature in self._features:
             f.feature_psi.remove(*key, feature)
