@@ -6,7 +6,8 @@ which uvloop turns into two ``send`` syscalls and two TCP segments (``TCP_NODELA
 On small prediction responses that second syscall is a large share of the per-request
 cost, so ``modelgate serve`` runs this protocol (through its subclass in
 ``http_fastpath``, which answers inference requests in one write of its own; this covers
-every response that goes through ASGI): its transport holds a complete
+every response that goes through ASGI; ``MODELGATE_FASTPATH=off`` runs uvicorn's own
+protocol instead): its transport holds a complete
 header block back until the body follows (in the same loop step on every endpoint here)
 and writes both at once. Anything else — a response without a body write (HEAD), an
 interim ``100 Continue`` — is flushed on the next loop tick, so nothing is ever held

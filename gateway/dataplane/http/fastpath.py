@@ -252,7 +252,8 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         length = found[CONTENT_LENGTH]
         if length is None or not length.isdigit() or int(length) > endpoint.max_body:
             return False  # chunked, or too large: the ASGI endpoint answers (413 early)
-        if found[CONTENT_ENCODING] is not None or accepts_compression(found[ACCEPT_ENCODING]):
+        accept = found[ACCEPT_ENCODING]
+        if found[CONTENT_ENCODING] is not None or (accept and accepts_compression(accept)):
             return False  # (de)compression is the ASGI endpoint's
         if parser.should_upgrade():
             return False

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import dis
 import inspect
+import re
+import tomllib
 from pathlib import Path
 from types import CodeType
 from typing import Any
@@ -27,6 +29,7 @@ from gateway.dataplane.http import fastpath as http_fastpath
 from gateway.dataplane.http.uvicorn_contract import (
     CONTRACT,
     PROTOCOL,
+    TESTED_SERIES,
     Exists,
     Missing,
     Requirement,
@@ -37,7 +40,8 @@ from gateway.dataplane.http.uvicorn_contract import (
     short,
 )
 
-DOC = Path(__file__).parents[3] / "docs" / "fastpath.md"
+ROOT = Path(__file__).parents[3]
+DOC = ROOT / "docs" / "fastpath.md"
 
 
 def _label(requirement: Requirement) -> str:
@@ -51,6 +55,11 @@ def test_the_installed_uvicorn_provides(requirement):
 
 def test_the_installed_uvicorn_passes_the_start_up_check():
     assert contract_problems() == ()
+
+
+def test_pyproject_pins_the_series_the_contract_was_checked_with():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert f"uvicorn{TESTED_SERIES}" in project["dependencies"]
 
 
 def _codes(code: CodeType) -> list[CodeType]:
@@ -123,7 +132,7 @@ def test_the_contract_lists_every_uvicorn_name_the_fast_path_touches():
 def test_the_document_names_every_internal():
     text = DOC.read_text()
     named = set().union(*(requirement.covers() for requirement in CONTRACT)) - {"__init__"}
-    absent = sorted(name for name in named if f"`{name}" not in text)
+    absent = sorted(n for n in named if not re.search(rf"[`.]{re.escape(n)}\b", text))
     assert absent == [], f"docs/fastpath.md does not name {absent}"
 
 
