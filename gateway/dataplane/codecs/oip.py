@@ -211,6 +211,26 @@ def _decode_input(
     return from_json(data, datatype, spec, n_rows, sig.allow_missing, where)
 
 
+def _classification(
+    name: str, count: Any, datatype: str, classify: dict[str, int] | None
+) -> dict[str, int] | None:
+    """``classify`` plus output ``name``'s classification count (0: the raw tensor)."""
+    if type(count) is not int or count < 0:
+        raise InputError(
+            f"output '{name}': 'classification' must be a non-negative integer, got {short(count)}",
+            reason="malformed_request",
+        )
+    if count and datatype not in _RANKABLE:
+        raise InputError(
+            f"output '{name}': classification is not available for a {datatype} output",
+            reason="bad_classification",
+        )
+    if count:
+        classify = classify or {}
+        classify[name] = count
+    return classify
+
+
 def _requested_outputs(
     doc: dict[str, Any], binary_all: bool, sig: ModelSignature
 ) -> tuple[tuple[str, ...] | None, frozenset[str], dict[str, int] | None]:
@@ -241,26 +261,19 @@ def _requested_outputs(
         if name in names:
             raise InputError(f"output {short(name)} is requested twice", reason="duplicate_output")
         names[name] = None
-        where = f"output {short(name)}"
-        params = _parameters(raw, where)
-        flag = _flag(params, "binary_data", where)
+        params = raw.get("parameters", _ABSENT)
+        if params is _ABSENT:
+            flag = count = None
+        elif type(params) is dict:
+            flag, count = params.get("binary_data"), params.get("classification")
+        else:
+            _parameters(raw, f"output '{name}'")  # raises, naming the field
         if flag is True or (flag is None and binary_all):
             binary.add(name)
-        count = None if params is None else params.get("classification")
+        elif flag is not None and flag is not False:
+            _flag(params, "binary_data", f"output '{name}'")  # raises
         if count is not None:
-            if type(count) is not int or count < 0:
-                raise InputError(
-                    f"{where}: 'classification' must be a non-negative integer, got {short(count)}",
-                    reason="malformed_request",
-                )
-            if count and spec.datatype not in _RANKABLE:
-                raise InputError(
-                    f"{where}: classification is not available for a {spec.datatype} output",
-                    reason="bad_classification",
-                )
-            if count:
-                classify = classify or {}
-                classify[name] = count
+            classify = _classification(name, count, spec.datatype, classify)
     return tuple(names), frozenset(binary), classify
 
 
