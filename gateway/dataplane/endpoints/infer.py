@@ -5,7 +5,7 @@ A raw ASGI class (Starlette treats a class instance endpoint as an ASGI app). Pe
 one pass over the raw headers, read the body (413 before reading when Content-Length is
 too big), then the ``Exchange`` steps: admit (route, decode), await the version's batcher,
 answer (record, mirror, encode) or refuse. ``modelgate serve`` answers most requests on
-these URLs without ASGI (``http_fastpath``), through the same ``Exchange``; this endpoint
+these URLs without ASGI (``http.fastpath``), through the same ``Exchange``; this endpoint
 serves every other way in (in-process clients, pipelined or chunked requests,
 ``Expect: 100-continue``, a root path) and every request with a content coding: a
 ``Content-Encoding: gzip|deflate`` body is decoded before admission (its decoded size
@@ -18,44 +18,17 @@ from __future__ import annotations
 from gateway.dataplane.codecs.compression import decoded, encoded, request_coding, response_coding
 from gateway.dataplane.exchange import Exchange, InferenceRoute
 from gateway.dataplane.http.asgi import (
+    ACCEPT_ENCODING,
+    CONTENT_ENCODING,
     CONTENT_LENGTH,
-    HEADER_LENGTH,
-    MODEL_VERSION,
-    REQUEST_ID,
-    ROUTING_KEY,
-    USE_CHALLENGER,
     ClientGone,
     Receive,
     Scope,
     Send,
     read_body,
     respond,
+    scan_headers,
 )
-
-# the headers ``Exchange`` reads (``asgi.scan_headers``'s indexes), then the two codings
-CONTENT_ENCODING, ACCEPT_ENCODING = 6, 7
-_WANTED = {
-    b"content-length": CONTENT_LENGTH,
-    b"inference-header-content-length": HEADER_LENGTH,
-    b"x-model-version": MODEL_VERSION,
-    b"x-use-challenger": USE_CHALLENGER,
-    b"x-routing-key": ROUTING_KEY,
-    b"x-request-id": REQUEST_ID,
-    b"content-encoding": CONTENT_ENCODING,
-    b"accept-encoding": ACCEPT_ENCODING,
-}
-_NONE8: tuple[None, ...] = (None,) * 8
-
-
-def scan_infer_headers(raw: list[tuple[bytes, bytes]]) -> list[bytes | None]:
-    """``asgi.scan_headers`` plus Content-Encoding and Accept-Encoding, in the same pass."""
-    found: list[bytes | None] = list(_NONE8)
-    wanted = _WANTED.get
-    for name, value in raw:
-        index = wanted(name)
-        if index is not None:
-            found[index] = value
-    return found
 
 
 class InferenceEndpoint(InferenceRoute):
@@ -64,7 +37,7 @@ class InferenceEndpoint(InferenceRoute):
     __slots__ = ()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = scan_infer_headers(scope["headers"])
+        found = scan_headers(scope["headers"])
         exchange = Exchange(self, found, scope["path_params"])
         reply_coding = response_coding(found[ACCEPT_ENCODING])
         try:

@@ -27,7 +27,6 @@ import numpy as np
 import orjson
 
 from gateway.dataplane.codecs.compression import decoded, request_coding
-from gateway.dataplane.endpoints.infer import CONTENT_ENCODING, scan_infer_headers
 from gateway.dataplane.feedback.store import (
     DUPLICATE,
     EXPIRED,
@@ -36,6 +35,7 @@ from gateway.dataplane.feedback.store import (
     ModelFeedback,
 )
 from gateway.dataplane.http.asgi import (
+    CONTENT_ENCODING,
     CONTENT_LENGTH,
     ClientGone,
     Receive,
@@ -45,6 +45,7 @@ from gateway.dataplane.http.asgi import (
     read_body,
     request_id_of,
     respond_json,
+    scan_headers,
 )
 from gateway.dataplane.snapshot import SnapshotHolder
 from gateway.errors import GatewayError, InputError, ModelNotFound, ModelNotReady
@@ -157,7 +158,7 @@ class FeedbackEndpoint:
         self.before_lookup = before_lookup
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = scan_infer_headers(scope["headers"])
+        found = scan_headers(scope["headers"])
         request_id = request_id_of(found)
         try:
             coding = request_coding(found[CONTENT_ENCODING])
