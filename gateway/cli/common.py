@@ -39,3 +39,14 @@ async def opened_registry(args: argparse.Namespace) -> AsyncIterator[SqliteRegis
         yield registry
     finally:
         await registry.close()
+
+
+def named_number(text: str) -> tuple[str, float]:
+    """argparse type of ``NAME=NUMBER`` options (gate tolerances, canary thresholds)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name.strip()}: not a number: {value!r}") from None

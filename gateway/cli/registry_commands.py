@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from gateway.cli.common import actor, common_options, opened_registry
+from gateway.cli.common import actor, common_options, named_number, opened_registry
 from gateway.cli.output import CLIError, print_json, print_mapping, print_table
 from gateway.cli.stage_gate import (
     forced_promotion,
@@ -238,16 +238,6 @@ async def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tolerance(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
-    if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    try:
-        return name.strip(), float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{name.strip()}: not a number: {value!r}") from None
-
-
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -289,7 +279,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--tolerance",
-        type=_tolerance,
+        type=named_number,
         action="append",
         default=[],
         metavar="NAME=VALUE",

@@ -16,21 +16,11 @@ import argparse
 import datetime as dt
 from typing import Any
 
-from gateway.cli.common import actor, common_options, home_of, opened_registry
+from gateway.cli.common import actor, common_options, home_of, named_number, opened_registry
 from gateway.cli.output import CLIError, print_json, print_mapping, print_table
 from gateway.errors import GatewayError
 from gateway.rollout.state import RolloutState
 from gateway.rollout.store import Rollouts
-
-
-def _threshold(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
-    if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    try:
-        return name.strip(), float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{name.strip()}: not a number: {value!r}") from None
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--max-failures", type=int, default=2, metavar="N")
     p.add_argument(
         "--threshold",
-        type=_threshold,
+        type=named_number,
         action="append",
         default=[],
         metavar="NAME=VALUE",

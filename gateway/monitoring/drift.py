@@ -214,7 +214,12 @@ def _categorical(
     return out
 
 
-def _prediction(snap: WindowSnapshot, ref: Reference, verdict: Verdict) -> PredictionDrift | None:
+def prediction_counts(
+    snap: WindowSnapshot, ref: Reference
+) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """(reference proportions, window counts, n) of the window's predictions in the
+    reference's buckets: classes (an unknown class counts in a last "other" bucket) or
+    value bins; None when the reference has no prediction distribution."""
     preds = snap.predictions[~np.isnan(snap.predictions)]
     if ref.prediction_kind == "classes":
         other = len(ref.prediction_classes)
@@ -228,13 +233,18 @@ def _prediction(snap: WindowSnapshot, ref: Reference, verdict: Verdict) -> Predi
         expected = ref.prediction_proportions
     else:
         return None
-    n = int(preds.size)
+    return expected, observed, int(preds.size)
+
+
+def _prediction(snap: WindowSnapshot, ref: Reference, verdict: Verdict) -> PredictionDrift | None:
+    kind, counts = ref.prediction_kind, prediction_counts(snap, ref)
+    if kind is None or counts is None:
+        return None
+    expected, observed, n = counts
     shares = observed / n if n else np.zeros(observed.size)
     value = psi(expected, shares) if n else None
     drifted, reason = verdict(n, value)
-    return PredictionDrift(
-        ref.prediction_kind, n, value, drifted, reason, expected.tolist(), shares.tolist()
-    )
+    return PredictionDrift(kind, n, value, drifted, reason, expected.tolist(), shares.tolist())
 
 
 def _confidence_psi(snap: WindowSnapshot, ref: Reference) -> float | None:

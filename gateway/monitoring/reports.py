@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gateway.errors import GatewayError, ModelNotFound
-from gateway.monitoring.drift import DriftReport, compute_drift
+from gateway.monitoring.drift import DriftReport, compute_drift, prediction_counts
 from gateway.monitoring.health import ModelHealthMetrics
 from gateway.monitoring.psi_numba import psi_from_counts
 from gateway.monitoring.recorder import VariantRecorder
@@ -188,19 +188,8 @@ def gauge_psi(snap: WindowSnapshot, reference: Reference) -> tuple[dict[str, flo
 
 
 def _prediction_psi(snap: WindowSnapshot, reference: Reference) -> float | None:
-    preds = snap.predictions[~np.isnan(snap.predictions)]
-    if not preds.size:
+    counts = prediction_counts(snap, reference)
+    if counts is None or not counts[2]:
         return None
-    if reference.prediction_kind == "classes":
-        other = len(reference.prediction_classes)
-        codes = preds.astype(np.int64)
-        codes[(codes < 0) | (codes > other)] = other
-        observed = np.bincount(codes, minlength=other + 1)
-        expected = np.append(reference.prediction_proportions, 0.0)
-    elif reference.prediction_kind == "values":
-        edges = reference.prediction_edges
-        observed = np.bincount(np.searchsorted(edges, preds, "right"), minlength=edges.size + 1)
-        expected = reference.prediction_proportions
-    else:
-        return None
-    return psi(expected, observed / preds.size)
+    expected, observed, n = counts
+    return psi(expected, observed / n)
