@@ -79,15 +79,6 @@ def scan_headers(raw: list[tuple[bytes, bytes]]) -> list[bytes | None]:
     return found
 
 
-def accepts_compression(accept_encoding: bytes | None) -> bool:
-    """Whether an ``Accept-Encoding`` value names gzip or deflate (any case, any q-value)."""
-    if accept_encoding is None:
-        return False
-    if not accept_encoding.islower():
-        accept_encoding = accept_encoding.lower()
-    return b"gzip" in accept_encoding or b"deflate" in accept_encoding
-
-
 def parse_length(value: bytes | None, what: str) -> int | None:
     if value is None:
         return None

@@ -16,11 +16,14 @@ as the ASGI endpoint admits it and submits it to its version's batcher with the 
 ``set_exception``) in one write: no task, no await.
 
 Everything else goes through uvicorn and Starlette unchanged: other URLs and methods,
-chunked bodies, ``Expect: 100-continue``, a request body with a ``Content-Encoding`` or a
-client accepting a gzip or deflate reply (``Accept-Encoding``), a root path, a concurrency
-limit, the access log, an app wrapped in middleware other than uvicorn's proxy-headers one
-(so that middleware sees every request), and any request pipelined behind one still in
-flight. For uvicorn's own bookkeeping a ``FastCycle`` stands in as the connection's current
+chunked bodies, ``Expect: 100-continue``, a request body with a ``Content-Encoding``, a
+root path, a concurrency limit, the access log, an app wrapped in middleware other than
+uvicorn's proxy-headers one (so that middleware sees every request), and any request
+pipelined behind one still in flight. A client sending ``Accept-Encoding`` (most HTTP
+libraries do by default) stays on the fast path: its reply is compressed from
+``compression.MIN_COMPRESS`` bytes on, as the ASGI endpoint does.
+
+For uvicorn's own bookkeeping a ``FastCycle`` stands in as the connection's current
 cycle (``response_complete``, ``disconnected``, ``keep_alive``), so its pipelining and
 graceful shutdown (``keep_alive`` turned off, the connection closed after the reply) work
 unchanged. The keep-alive timeout keeps uvicorn's rule with one timer per connection
@@ -42,12 +45,12 @@ from uvicorn.config import Config
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
+from gateway.dataplane.codecs.compression import encode_reply, response_coding
 from gateway.dataplane.exchange import Exchange, InferenceRoute, Reply
 from gateway.dataplane.http.asgi import (
     ACCEPT_ENCODING,
     CONTENT_ENCODING,
     CONTENT_LENGTH,
-    accepts_compression,
     scan_headers,
 )
 from gateway.dataplane.http.coalescing import CoalescingHttpToolsProtocol
@@ -252,9 +255,8 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         length = found[CONTENT_LENGTH]
         if length is None or not length.isdigit() or int(length) > endpoint.max_body:
             return False  # chunked, or too large: the ASGI endpoint answers (413 early)
-        accept = found[ACCEPT_ENCODING]
-        if found[CONTENT_ENCODING] is not None or (accept and accepts_compression(accept)):
-            return False  # (de)compression is the ASGI endpoint's
+        if found[CONTENT_ENCODING] is not None:
+            return False  # a coded body: the ASGI endpoint decodes it (off the loop when large)
         if parser.should_upgrade():
             return False
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
@@ -274,6 +276,13 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         if cycle.disconnected or self.transport.is_closing():
             return
         status, payload, headers = reply
+        accept = cycle.found[ACCEPT_ENCODING]
+        if accept is not None:
+            # most HTTP client libraries send Accept-Encoding by default: answer them here,
+            # compressed from MIN_COMPRESS bytes on, as the ASGI endpoint does
+            coding = response_coding(accept)
+            if coding is not None:
+                payload, headers = encode_reply(payload, list(headers), coding)
         parts = [STATUS_LINE[status], _default_headers(self.server_state.default_headers)]
         for name, value in headers:
             parts += (name, b": ", value, b"\r\n")
