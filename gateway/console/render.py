@@ -177,7 +177,7 @@ def versions_html(model: dict[str, Any]) -> str:
             ]
         )
     headers = ["version", "stage", "aliases", "state", "weight", "roles", "lineage"]
-    return table(headers, rows, "Versions")
+    return table(headers, rows)
 
 
 def traffic_html(detail: dict[str, Any]) -> str:
