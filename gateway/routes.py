@@ -57,7 +57,7 @@ def build_routes(state: GatewayState) -> list[BaseRoute]:
     server = ServerMetadataEndpoint()
     stats = StatsEndpoint(holder)
     openapi_spec, openapi_page = documentation_endpoints()
-    console = ConsolePages(state.settings)
+    console = ConsolePages(state)
 
     def admin(path: str, handler: Any, *methods: str) -> Route:
         # every admin URL is bound here: the bearer token is checked before the handler

@@ -16,11 +16,15 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.admin.http import error_for, registry_of
 from gateway.admin.responses import error_response
 from gateway.console.render import esc
+from gateway.errors import GatewayError
+from registry.errors import RegistryError
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
+    from gateway.state import GatewayState
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -188,8 +192,9 @@ def _model_main(name: str) -> str:
 class ConsolePages:
     """The console's HTML pages and static files."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, state: GatewayState) -> None:
+        self.state = state
+        self.settings = settings = state.settings
         self.overview_body = _page(settings, "modelgate console", "overview", "", OVERVIEW)
         folder = resources.files("gateway.console") / "static"
         self.static: dict[str, tuple[bytes, str]] = {}
@@ -207,8 +212,12 @@ class ConsolePages:
         return self._html(self.overview_body)
 
     async def model(self, request: Request) -> Response:
-        # the shell only: whether the model exists is data, answered by the API with the token
+        # the shell only; an unknown name is a 404, as on the open /v2/models/{name}
         name = request.path_params["name"]
+        try:
+            await registry_of(self.state).get_model(name)
+        except (GatewayError, RegistryError) as exc:
+            return error_for(request, exc)
         return self._html(
             _page(self.settings, f"{name} · modelgate", "model", name, _model_main(name))
         )

@@ -43,7 +43,7 @@ def console_paths() -> dict[str, Any]:
                 "consoleModel",
                 "Operator console: one model, with the actions",
                 "console",
-                HTML_OK,
+                {**HTML_OK, **error_responses(404, 503)},
                 parameters=[NAME],
             )
         },
