@@ -14,6 +14,8 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.admin import audit, models, repository, traffic
 from gateway.admin.http import admin_endpoint
+from gateway.console import api as console_api
+from gateway.console.pages import ConsolePages
 from gateway.dataplane.endpoints.infer import InferenceEndpoint
 from gateway.dataplane.endpoints.meta import (
     LiveEndpoint,
@@ -55,6 +57,7 @@ def build_routes(state: GatewayState) -> list[BaseRoute]:
     server = ServerMetadataEndpoint()
     stats = StatsEndpoint(holder)
     openapi_spec, openapi_page = documentation_endpoints()
+    console = ConsolePages(state)
 
     def admin(path: str, handler: Any, *methods: str) -> Route:
         # every admin URL is bound here: the bearer token is checked before the handler
@@ -100,6 +103,21 @@ def build_routes(state: GatewayState) -> list[BaseRoute]:
         admin(f"{MODEL}/shadow", monitoring_api.shadow, "GET"),
         admin(f"{MODEL}/rollout", rollout, "GET", "POST", "DELETE"),
         admin(f"{MODEL}/retraining", retraining, "GET", "PUT"),
+        # the operator console: page shells and their files (open; they hold no data), and
+        # its data (admin token unless MODELGATE_CONSOLE_PUBLIC=on); actions use the admin API
+        Route("/console", console.overview, methods=["GET"]),
+        Route("/console/models/{name}", console.model, methods=["GET"]),
+        Route("/console/static/{file}", console.asset, methods=["GET"]),
+        Route(
+            "/console/api/overview",
+            console_api.console_endpoint(console_api.overview_data, state),
+            methods=["GET"],
+        ),
+        Route(
+            "/console/api/models/{name}",
+            console_api.console_endpoint(console_api.model_data, state),
+            methods=["GET"],
+        ),
         # the OpenAPI document of every route above, and its HTML listing
         Route("/openapi.json", openapi_spec, methods=["GET"]),
         Route("/docs", openapi_page, methods=["GET"]),

@@ -103,6 +103,8 @@ class Settings:
     # inference requests answered inside the HTTP protocol (gateway.dataplane.http.fastpath);
     # off: uvicorn's own protocol serves every request through the ASGI app
     fastpath: bool = True
+    # the operator console's read-only JSON without the admin token (actions always need it)
+    console_public: bool = False
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     retraining: RetrainingSettings = field(default_factory=RetrainingSettings)
 
@@ -317,6 +319,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "feedback_ttl_s": ("MODELGATE_FEEDBACK_TTL_S", _number),
     "feedback_window": ("MODELGATE_FEEDBACK_WINDOW", _int),
     "fastpath": ("MODELGATE_FASTPATH", _switch),
+    "console_public": ("MODELGATE_CONSOLE_PUBLIC", _switch),
 }
 
 _LIFECYCLE_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {

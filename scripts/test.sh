@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # The project's test command (README quickstart, second line; CI runs exactly this).
-# Installs the system tools some tests drive (wrk, promtool) when it can, then lints and tests.
+# Installs the system tools some tests drive (wrk, promtool, headless Chromium) when it can,
+# then lints and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# the console's browser tests (tests/console) drive Debian's Chromium through its WebDriver
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${need[*]} (Debian packages used by the load-harness and metrics tests)"
+    echo "installing ${need[*]} (Debian packages used by the load-harness, metrics and console tests)"
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   else

@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway.dataplane.endpoints.meta import SERVER_NAME, server_version
 from gateway.openapi.paths_admin import admin_paths
+from gateway.openapi.paths_console import console_paths
 from gateway.openapi.paths_data import data_paths
 from gateway.openapi.schemas import SCHEMAS
 
@@ -41,10 +42,11 @@ def build_document() -> dict[str, Any]:
                 "admin",
                 "lifecycle",
                 "repository",
+                "console",
                 "documentation",
             )
         ],
-        "paths": {**data_paths(), **admin_paths()},
+        "paths": {**data_paths(), **admin_paths(), **console_paths()},
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {

@@ -82,7 +82,7 @@ def test_admin_and_repository_operations_require_the_bearer_token() -> None:
     assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     for path, item in document["paths"].items():
         for method, op in item.items():
-            secured = path.startswith(("/admin/", "/v2/repository/"))
+            secured = path.startswith(("/admin/", "/v2/repository/", "/console/api/"))
             assert bool(op.get("security")) == secured, (method, path)
             assert ("401" in op["responses"]) == secured, (method, path)
 
