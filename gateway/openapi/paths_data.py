@@ -39,7 +39,7 @@ CODING_HEADERS = [
         "Content-Encoding",
         "The body's coding: `gzip` or `deflate` (zlib; raw deflate accepted). Its decoded "
         "size counts against the body limit (413); any other coding is a 415.",
-        {"type": "string", "enum": ["gzip", "deflate", "identity"]},
+        {"type": "string", "examples": ["gzip", "deflate", "identity"]},
     ),
     header_param(
         "Accept-Encoding",
@@ -47,6 +47,10 @@ CODING_HEADERS = [
         "`Content-Encoding` and `Vary: Accept-Encoding`.",
     ),
 ]
+CODING_NOTE = (
+    "A `Content-Encoding: gzip` or `deflate` body is decoded first (its decoded size counts "
+    "against the body limit); any other coding is a 415."
+)
 CODED_REPLY_HEADERS = {
     "Content-Encoding": {
         "description": "`gzip` or `deflate` when the reply is compressed (Accept-Encoding).",
@@ -109,6 +113,8 @@ def _predict(op_id: str, summary: str, params: list[dict[str, Any]]) -> dict[str
         {**ok, **error_responses(*INFER_ERRORS)},
         parameters=[*params, *ROUTING_HEADERS],
         body=json_body(ref("PredictRequest")),
+        description=CODING_NOTE + " With `Accept-Encoding: gzip` a reply of 1 KiB or more "
+        "comes compressed.",
     )
 
 
@@ -217,7 +223,8 @@ def data_paths() -> dict[str, Any]:
                 "Labels for earlier predictions (live accuracy)",
                 "feedback",
                 {**json_ok(ref("FeedbackResult")), **error_responses(400, 404, 413, 415, 503)},
-                parameters=[NAME, CODING_HEADERS[0]],
+                parameters=[NAME],
+                description=CODING_NOTE,
                 body=json_body(
                     {
                         "anyOf": [
