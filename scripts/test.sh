@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 need=()
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# the PostgreSQL server the registry tests start on loopback (tests/support/postgres.py)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${need[*]} (Debian packages used by the load-harness and metrics tests)"
+    echo "installing ${need[*]} (Debian packages used by the load-harness, metrics and registry tests)"
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   else
