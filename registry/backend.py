@@ -22,6 +22,19 @@ def is_postgres_url(url: str | None) -> bool:
     return bool(url) and str(url).startswith(POSTGRES_SCHEMES)
 
 
+def is_known_registry_url(url: str) -> bool:
+    return url in ("sqlite", "sqlite:") or is_postgres_url(url)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    head, sep, tail = url.partition("@")
+    if not sep or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, userinfo = head.partition("//")
+    return f"{scheme}//{userinfo.split(':', 1)[0]}:***@{tail}"
+
+
 def check_registry_url(url: str | None) -> str | None:
     """``url`` if it names a backend this build knows; RegistryError (one line) if not."""
     if not url or url in ("sqlite", "sqlite:") or is_postgres_url(url):

@@ -111,7 +111,9 @@ _V1 = (
     "CREATE INDEX audit_action ON audit(action, id)",
     """CREATE FUNCTION modelgate_audit_next_id() RETURNS trigger LANGUAGE plpgsql AS $$
        BEGIN
-         NEW.id := COALESCE((SELECT MAX(id) FROM audit), 0) + 1;
+         IF NEW.id IS NULL THEN  -- a copied registry keeps its ids
+           NEW.id := COALESCE((SELECT MAX(id) FROM audit), 0) + 1;
+         END IF;
          RETURN NEW;
        END $$""",
     """CREATE TRIGGER audit_next_id BEFORE INSERT ON audit

@@ -35,6 +35,7 @@ import psycopg
 import psycopg_pool
 
 from registry.artifacts import ArtifactStore
+from registry.backend import redact
 from registry.errors import ArtifactError, RegistryError
 from registry.home import HomePaths
 from registry.models import RegistryView
@@ -55,15 +56,6 @@ CONNECT_TIMEOUT_S = 5.0
 POOL_WAIT_S = 5.0
 POOL_MAX = 4
 _DRIVER_ERRORS = (psycopg.Error, psycopg_pool.PoolTimeout, OSError)
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for logs and messages."""
-    head, sep, tail = url.partition("@")
-    if not sep or ":" not in head.split("//", 1)[-1]:
-        return url
-    scheme, _, userinfo = head.partition("//")
-    return f"{scheme}//{userinfo.split(':', 1)[0]}:***@{tail}"
 
 
 class PostgresRegistry(SqliteRegistry):
@@ -166,9 +158,13 @@ class PostgresRegistry(SqliteRegistry):
 
     async def fetch_artifact(self, sha: str, size: int) -> None:
         """Stream one blob from the database into the local cache (verified)."""
+        await self.fetch_into(self.artifacts, sha, size)
+
+    async def fetch_into(self, store: ArtifactStore, sha: str, size: int) -> None:
+        """Stream one blob from the database into ``store`` (verified)."""
         async with self._connection() as conn:
             try:
-                await blobs.download(conn, self.artifacts, sha, size)
+                await blobs.download(conn, store, sha, size)
             except _DRIVER_ERRORS as exc:
                 raise database_error(exc) from exc
 

@@ -27,6 +27,7 @@ import aiosqlite
 
 from registry import semver
 from registry.artifacts import ArtifactStore, check_sha256
+from registry.base import ChangeFeed
 from registry.errors import ArtifactError, InvalidVersion, NotFound, RegistryError, VersionExists
 from registry.home import HomePaths
 from registry.models import AuditEntry, Model, ModelVersion, NewVersion, RegistryView
@@ -55,6 +56,10 @@ class SqliteRegistry(VersionsMixin):
         super().__init__(db, home.database)
         self.home = home
         self.artifacts = ArtifactStore(home.artifacts)
+
+    def change_feed(self) -> ChangeFeed | None:
+        """None: SQLite has no notifications; watchers poll the (cheap) generation."""
+        return None
 
     async def serving_view(
         self, model: str | None = None, *, state_prefix: str | tuple[str, ...] | None = None

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from registry.backend import open_store
+from registry.backend import open_store, redact
 from registry.errors import (
     ArtifactError,
     RegistryError,
@@ -29,7 +29,7 @@ from registry.home import HomePaths
 from registry.models import Deployment, NewVersion, Route, Stage
 from registry.postgres.blobs import CHUNK
 from registry.postgres.schema import LATEST
-from registry.postgres.store import PostgresRegistry, redact
+from registry.postgres.store import PostgresRegistry
 
 
 async def _open(url: str, root: Path) -> PostgresRegistry:
