@@ -149,3 +149,49 @@ def test_postgres_down_serving_continues_changes_refused_then_converge(
     finally:
         for node in nodes:
             node.stop()
+
+
+LEADS = "leads the control plane of every node"
+
+
+def _wait_for(predicate, timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _leader_sessions(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = "
+            "'modelgate-leader' AND a.datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_one_leader_across_nodes_and_failover_when_its_node_dies(
+    zoo_home, postgres_url, tmp_path
+) -> None:
+    migrate(zoo_home, postgres_url)
+    nodes = [start_node(tmp_path / name, postgres_url, workers=2) for name in ("a", "b")]
+    try:
+        for node in nodes:
+            node.wait_ready()
+        assert _wait_for(lambda: sum(LEADS in n.log.read_text() for n in nodes) >= 1)
+        time.sleep(3)  # several retry rounds: still exactly one leader among four workers
+        leaders = [n for n in nodes if LEADS in n.log.read_text()]
+        assert len(leaders) == 1
+        assert leaders[0].log.read_text().count(LEADS) == 1
+        assert _leader_sessions(postgres_url) == 1
+        (survivor,) = [n for n in nodes if n is not leaders[0]]
+        leaders[0].kill()  # the whole node at once, no shutdown code
+        assert _wait_for(lambda: LEADS in survivor.log.read_text(), 30.0), survivor.log.read_text()
+        assert survivor.log.read_text().count(LEADS) == 1
+        assert _leader_sessions(postgres_url) == 1
+    finally:
+        for node in nodes:
+            node.stop()
