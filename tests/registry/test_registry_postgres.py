@@ -232,3 +232,23 @@ def test_unsupported_urls_and_redaction() -> None:
         asyncio.run(open_store("/nonexistent", "mysql://x/y"))
     assert redact("postgresql://u:pw@h:5432/d") == "postgresql://u:***@h:5432/d"
     assert redact("postgresql://u@h/d") == "postgresql://u@h/d"
+
+
+async def test_backup_wraps_pg_dump_into_a_restorable_file(postgres_url, tmp_path, capsys) -> None:
+    import glob
+
+    from gateway.cli.main import main
+
+    store = await _open(postgres_url, tmp_path / "home")
+    try:
+        await store.register_version("churn", _describe(store, b"a"), version="1.0.0")
+    finally:
+        await store.close()
+    out = tmp_path / "registry.dump"
+    argv = ["registry", "backup", "--registry", postgres_url, "--out", str(out)]
+    assert await asyncio.to_thread(main, argv) == 0
+    assert "pg_restore" in capsys.readouterr().out
+    pg_restore = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_restore"))[-1]
+    listing = subprocess.run([pg_restore, "--list", str(out)], capture_output=True, text=True)
+    assert listing.returncode == 0 and "TABLE DATA public artifact_chunks" in listing.stdout
+    assert await asyncio.to_thread(main, argv) == 2  # never overwrites
