@@ -42,8 +42,8 @@ from gateway.serving.publisher import Publisher
 from gateway.serving.watcher import GenerationWatcher
 from gateway.settings import Settings
 from gateway.state import GatewayState, Hook
+from registry.backend import open_store
 from registry.errors import RegistryError
-from registry.sqlite.store import open_registry
 
 logger = logging.getLogger("modelgate.app")
 
@@ -120,13 +120,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        registry = await open_registry(settings.paths)
+        registry = await open_store(settings.paths, settings.registry_url)
         state.registry = registry
         publisher = Publisher(registry, settings, state.holder, state.mirror)
         state.publisher = publisher
         if state.monitoring is not None:
             state.monitoring.attach(publisher)
-        watcher = GenerationWatcher(publisher, settings.poll_interval_ms / 1000.0)
+        watcher = GenerationWatcher(
+            publisher, settings.poll_interval_ms / 1000.0, registry.change_feed()
+        )
         started: list[Hook] = []
         try:
             snapshot = await publisher.refresh()

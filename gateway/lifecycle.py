@@ -5,7 +5,8 @@ published and ``stop_lifecycle(state)`` first at shutdown (their routes are in
 ``gateway/routes.py``). Every worker process starts the same four things:
 
 * a ``LeaderElection`` on ``<home>/controller.lock``: exactly one process of a home folder
-  leads, another takes over within ``MODELGATE_LEADER_RETRY_S`` when it dies;
+  leads, another takes over within ``MODELGATE_LEADER_RETRY_S`` when it dies (with a
+  PostgreSQL registry, ``DatabaseLeaderElection``: one process of every node leads);
 * the ``RolloutController`` (acts only while leading), ticking every
   ``MODELGATE_ROLLOUT_TICK_S`` on a ``ServingStatsSource`` (``lifecycle_stats``);
 * the ``RetrainingMonitor`` (evaluates only while leading), configured from the
@@ -28,6 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gateway.coordination.db_leader import DatabaseLeaderElection
 from gateway.coordination.leader import LEADER_LOCK, LeaderElection
 from gateway.retraining.inputs import InputsConfig, labels_source, retraining_inputs
 from gateway.retraining.trigger import RetrainingMonitor, TriggerConfig
@@ -44,6 +46,7 @@ from gateway.settings import (
     SettingsError,
     lifecycle_settings,
 )
+from registry.backend import is_postgres_url
 
 if TYPE_CHECKING:
     from gateway.state import GatewayState
@@ -106,7 +109,12 @@ async def start_lifecycle(state: GatewayState) -> None:
     config = LifecycleConfig.from_settings(state.settings)
     home = state.settings.paths.root
     metrics = metrics_of(state)
-    leader = LeaderElection(home / LEADER_LOCK, retry_s=config.leader_retry_s)
+    url = state.settings.registry_url
+    leader = (
+        DatabaseLeaderElection(url, home / LEADER_LOCK, retry_s=config.leader_retry_s)
+        if is_postgres_url(url) and url is not None
+        else LeaderElection(home / LEADER_LOCK, retry_s=config.leader_retry_s)
+    )
     stats = ServingStatsSource(
         state.holder,
         metrics,

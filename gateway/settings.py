@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from registry.backend import check_registry_url, is_known_registry_url
+from registry.errors import RegistryError
 from registry.home import HomePaths, resolve_home
 
 INFERENCE_MODES = ("auto", "inline", "thread")
@@ -59,6 +61,9 @@ class RetrainingSettings:
 @dataclass(frozen=True, slots=True)
 class Settings:
     home: Path
+    # None: the SQLite file in ``home``; postgresql://...: a registry shared by several nodes
+    # (``home`` still holds this node's verified artifact cache)
+    registry_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -164,6 +169,10 @@ class Settings:
             (self.ort_intra_op_threads >= 1, "MODELGATE_ORT_INTRA_OP_THREADS must be at least 1"),
             (self.shadow_queue >= 1, "MODELGATE_SHADOW_QUEUE must be at least 1"),
             (self.poll_interval_ms >= 10, "MODELGATE_POLL_INTERVAL_MS must be at least 10"),
+            (
+                self.registry_url is None or is_known_registry_url(self.registry_url),
+                "MODELGATE_REGISTRY_URL must be a postgresql:// URL (unset: SQLite in the home)",
+            ),
             (self.ring_capacity >= 16, "MODELGATE_RING_CAPACITY must be at least 16"),
             (0 < self.low_confidence <= 1, "MODELGATE_LOW_CONFIDENCE must be within (0, 1]"),
             (self.drift_interval_s >= 0.1, "MODELGATE_DRIFT_INTERVAL_S must be at least 0.1"),
@@ -289,7 +298,15 @@ def _text(raw: str) -> str:
     return raw
 
 
+def _registry_url(raw: str) -> str | None:
+    try:
+        return check_registry_url(raw)
+    except RegistryError as exc:
+        raise ValueError(str(exc)) from None
+
+
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "registry_url": ("MODELGATE_REGISTRY_URL", _registry_url),
     "host": ("MODELGATE_HOST", _text),
     "port": ("MODELGATE_PORT", _int),
     "workers": ("MODELGATE_WORKERS", _int),

@@ -7,6 +7,7 @@ implementation details.
 from __future__ import annotations
 
 from registry.artifacts import ArtifactStore
+from registry.backend import open_store
 from registry.base import RegistryStore
 from registry.deployment import deployment_from_json, validate_deployment
 from registry.errors import (
@@ -16,6 +17,7 @@ from registry.errors import (
     InvalidVersion,
     NotFound,
     RegistryError,
+    RegistryUnavailable,
     SchemaError,
     VersionExists,
 )
@@ -50,6 +52,7 @@ __all__ = [
     "NotFound",
     "RegistryError",
     "RegistryStore",
+    "RegistryUnavailable",
     "Route",
     "SchemaError",
     "SemVer",
@@ -61,6 +64,7 @@ __all__ = [
     "deployment_from_json",
     "dump_yaml",
     "open_registry",
+    "open_store",
     "parse_stage",
     "resolve_home",
     "validate_deployment",

@@ -27,12 +27,31 @@ class ArtifactWriter(Protocol):
         ...
 
 
+class ChangeFeed(Protocol):
+    """Announcements of committed changes from other processes and nodes (a wake-up only:
+    the listener then reads the generation and the view as usual)."""
+
+    connected: bool
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Until a change is announced (True) or ``timeout_s`` passes (False)."""
+        ...
+
+
 class RegistryStore(Protocol):
     # where a new version's ONNX bytes go before ``register_version`` references them
     @property
     def artifacts(self) -> ArtifactWriter: ...
 
     async def close(self) -> None: ...
+
+    def change_feed(self) -> ChangeFeed | None:
+        """A listener for changes other processes commit, or None: poll ``generation``."""
+        ...
 
     # --- models and versions -------------------------------------------------
     async def list_models(self) -> list[Model]: ...

@@ -9,6 +9,7 @@ RegistryError
  +-- ArtifactError          artifact missing, truncated or tampered    (HTTP 409)
  +-- StaleRead              changed since the state a change was planned on (HTTP 409)
  +-- SchemaError            database newer than this code / corrupt    (HTTP 500, operator)
+ +-- RegistryUnavailable    the database server cannot be reached      (HTTP 503)
 """
 
 from __future__ import annotations
@@ -48,3 +49,7 @@ class StaleRead(RegistryError):
 
 class SchemaError(RegistryError):
     pass
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry's database server cannot be reached (a network store only); retry later."""

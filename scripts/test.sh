@@ -11,9 +11,11 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # the console's browser tests (tests/console) drive Debian's Chromium through its WebDriver
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+# the PostgreSQL server the registry tests start on loopback (tests/support/postgres.py)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${need[*]} (Debian packages used by the load-harness, metrics and console tests)"
+    echo "installing ${need[*]} (Debian packages used by the load-harness, metrics, console and registry tests)"
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   else

@@ -11,6 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+# the session's PostgreSQL server (started on first use) and a fresh database per test
+from tests.support.postgres import postgres_server, postgres_url  # noqa: F401
+
 
 async def _build_zoo(root: Path) -> None:
     from sklearn.compose import ColumnTransformer

@@ -17,6 +17,7 @@ _REGISTRY_STATUS: dict[type[registry_errors.RegistryError], int] = {
     registry_errors.InvalidTransition: 409,
     registry_errors.ArtifactError: 409,
     registry_errors.StaleRead: 409,
+    registry_errors.RegistryUnavailable: 503,
 }
 
 

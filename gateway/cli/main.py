@@ -17,12 +17,14 @@ from gateway.cli import (
     registry_commands,
     rollout_command,
     serve_command,
+    store_commands,
 )
 from gateway.cli.output import CLIError
 from registry.errors import RegistryError
 
 COMMAND_MODULES = (
     registry_commands,
+    store_commands,
     convert_commands,
     serve_command,
     admin_commands,

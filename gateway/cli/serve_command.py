@@ -29,7 +29,7 @@ from gateway.dataplane.http.fastpath import http_protocol
 from gateway.monitoring.metrics.multiproc import ENV_VAR as MULTIPROC_ENV
 from gateway.monitoring.metrics.multiproc import prepare_multiprocess_dir
 from gateway.settings import Settings, SettingsError
-from registry.sqlite.store import open_registry
+from registry.backend import open_store, redact
 
 APP_FACTORY = "gateway.app:create_app_from_env"
 
@@ -55,7 +55,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def settings_from_args(args: argparse.Namespace) -> Settings:
     try:
         return Settings.from_environ(
-            os.environ, home=args.home, host=args.host, port=args.port, workers=args.workers
+            os.environ,
+            home=args.home,
+            registry_url=args.registry,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
         )
     except SettingsError as exc:
         raise CLIError(str(exc)) from None
@@ -79,7 +84,7 @@ def example_instance(schema: dict[str, Any], reference: dict[str, Any]) -> dict[
 
 async def _prepare(settings: Settings, demo: bool) -> tuple[str, dict[str, Any]] | None:
     """Register the demo when asked and the registry is empty; pick a curl example."""
-    registry = await open_registry(settings.paths)
+    registry = await open_store(settings.paths, settings.registry_url)
     try:
         models = await registry.list_models()
         if demo and not models:
@@ -108,7 +113,8 @@ def run_serve(args: argparse.Namespace) -> int:
     _token, token_path = resolve_admin_token(settings)
 
     base = f"http://{settings.host}:{settings.port}"
-    print(f"modelgate serving on {base} (registry {settings.home})")
+    where = settings.home if settings.registry_url is None else redact(settings.registry_url)
+    print(f"modelgate serving on {base} (registry {where})")
     if token_path is not None:
         print(f"admin token: {token_path}")
     else:

@@ -1,8 +1,11 @@
-"""Poll the registry's generation counter and refresh the snapshot when it moves.
+"""Follow the registry's generation counter and refresh the snapshot when it moves.
 
-This is how every worker process converges after a change made by another process
-(admin API on a sibling worker, the CLI): one cheap ``SELECT`` per poll interval, a full
-refresh only when something was committed.
+This is how every worker process converges after a change made by another process or node
+(admin API on a sibling worker or another node, the CLI). With SQLite it polls: one cheap
+read per poll interval, a full refresh only when something was committed. A registry with
+a change feed (PostgreSQL's LISTEN/NOTIFY) wakes the watcher the moment a change commits;
+it then polls only every ``fallback_s`` in case a notification was lost, and the feed wakes
+it again when its connection comes back after an outage.
 """
 
 from __future__ import annotations
@@ -11,15 +14,29 @@ import asyncio
 import logging
 
 from gateway.serving.publisher import Publisher
+from registry.base import ChangeFeed
+from registry.errors import RegistryError
 
 logger = logging.getLogger("modelgate.watcher")
 
+# with a change feed: the safety-net poll (a notification lost on the way)
+FALLBACK_POLL_S = 5.0
+
 
 class GenerationWatcher:
-    def __init__(self, publisher: Publisher, interval_s: float) -> None:
+    def __init__(
+        self,
+        publisher: Publisher,
+        interval_s: float,
+        feed: ChangeFeed | None = None,
+        fallback_s: float = FALLBACK_POLL_S,
+    ) -> None:
         self.publisher = publisher
         self.interval_s = interval_s
+        self.feed = feed
+        self.fallback_s = max(fallback_s, interval_s)
         self._task: asyncio.Task[None] | None = None
+        self._failing = False
 
     @property
     def running(self) -> bool:
@@ -27,6 +44,8 @@ class GenerationWatcher:
 
     def start(self) -> None:
         if self._task is None:
+            if self.feed is not None:
+                self.feed.start()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="watcher")
 
     async def stop(self) -> None:
@@ -34,18 +53,35 @@ class GenerationWatcher:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        if self.feed is not None:
+            await self.feed.stop()
 
     async def check(self) -> bool:
         """One poll: refresh if the generation differs from the published one."""
         return await self.publisher.catch_up()
 
+    async def _wait(self) -> None:
+        if self.feed is None:
+            await asyncio.sleep(self.interval_s)
+        else:
+            await self.feed.wait(self.fallback_s)
+
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.interval_s)
+            await self._wait()
             try:
                 await self.check()
             except asyncio.CancelledError:
                 raise
+            except RegistryError as exc:
+                # the database is unreachable or busy: keep serving the last snapshot
+                if not self._failing:
+                    logger.warning("registry poll failed; keeping the current snapshot: %s", exc)
+                self._failing = True
+                continue
             except Exception:
-                # a locked database or a transient I/O error: keep serving, retry next tick
                 logger.exception("registry poll failed; keeping the current snapshot")
+                continue
+            if self._failing:
+                logger.info("registry reachable again; serving its current state")
+                self._failing = False

@@ -27,6 +27,7 @@ import aiosqlite
 
 from registry import semver
 from registry.artifacts import ArtifactStore, check_sha256
+from registry.base import ChangeFeed
 from registry.errors import ArtifactError, InvalidVersion, NotFound, RegistryError, VersionExists
 from registry.home import HomePaths
 from registry.models import AuditEntry, Model, ModelVersion, NewVersion, RegistryView
@@ -55,6 +56,10 @@ class SqliteRegistry(VersionsMixin):
         super().__init__(db, home.database)
         self.home = home
         self.artifacts = ArtifactStore(home.artifacts)
+
+    def change_feed(self) -> ChangeFeed | None:
+        """None: SQLite has no notifications; watchers poll the (cheap) generation."""
+        return None
 
     async def serving_view(
         self, model: str | None = None, *, state_prefix: str | tuple[str, ...] | None = None
@@ -140,7 +145,7 @@ class SqliteRegistry(VersionsMixin):
         columns = _version_columns(new)
         sha, size = new.artifact_sha256, new.artifact_size
         # hash the blob before taking the write lock (large files take a while)
-        await asyncio.to_thread(self.artifacts.verify, sha, size)
+        await self._check_artifact(sha, size)
         created_by = new.created_by or actor
         async with self._write() as txn:
             if await txn.one("SELECT 1 FROM models WHERE name = ?", (model,)) is None:
@@ -158,8 +163,7 @@ class SqliteRegistry(VersionsMixin):
                     (model,),
                 )
                 chosen = "1.0.0" if top is None else semver.bump(semver.SemVer(*top), bump or "")
-            # a concurrent gc may have removed the blob since it was verified
-            self.artifacts.check_present(sha, size)
+            await self._artifact_in_transaction(txn, sha, size)
             major, minor, patch = semver.parse(chosen)
             await txn.run(
                 "INSERT INTO versions (model, version, major, minor, patch, stage, "
@@ -193,6 +197,15 @@ class SqliteRegistry(VersionsMixin):
             )
             row = await ops.resolve(txn, model, chosen)
             return await ops.version_of(txn, row)
+
+    async def _check_artifact(self, sha: str, size: int) -> None:
+        """Before the write transaction: the blob is stored whole (hashed, streamed)."""
+        await asyncio.to_thread(self.artifacts.verify, sha, size)
+
+    async def _artifact_in_transaction(self, txn: ops.Txn, sha: str, size: int) -> None:
+        """Inside the version's write transaction: the blob is still there."""
+        # a concurrent gc may have removed the blob since it was verified
+        self.artifacts.check_present(sha, size)
 
     async def read_artifact(self, model: str, version: str) -> bytes:
         """The version's ONNX bytes, verified against the recorded sha256 and size."""

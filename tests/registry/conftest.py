@@ -1,6 +1,9 @@
-"""Fixtures for registry tests: a real SQLite registry in tmp_path and tiny fake artifacts.
+"""Fixtures for registry tests: a real registry in tmp_path and tiny fake artifacts.
 
-The registry never parses ONNX, so any bytes stand in for a model artifact.
+``registry`` runs each test twice: on the embedded SQLite file and on a fresh database of
+the session's real PostgreSQL server (``tests/support/postgres.py``; skipped, with the
+reason, where PostgreSQL cannot run). The registry never parses ONNX, so any bytes stand in
+for a model artifact.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from registry.backend import open_store
 from registry.home import HomePaths
 from registry.models import NewVersion
-from registry.sqlite.store import SqliteRegistry, open_registry
+from registry.sqlite.store import SqliteRegistry
 
 
 @pytest.fixture
@@ -21,9 +25,25 @@ def home(tmp_path: Path) -> HomePaths:
     return HomePaths(tmp_path / "home")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of SQLite internals (files, PRAGMAs, the aiosqlite connection) run on SQLite only."""
+    dropped = [i for i in items if i.get_closest_marker("sqlite_only") and "[postgres" in i.name]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if i not in dropped]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_url(request: pytest.FixtureRequest) -> str | None:
+    """The registry URL of the backend under test (None: SQLite in the home folder)."""
+    if request.param == "sqlite":
+        return None
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
-async def registry(home: HomePaths) -> AsyncIterator[SqliteRegistry]:
-    store = await open_registry(home)
+async def registry(home: HomePaths, backend_url: str | None) -> AsyncIterator[SqliteRegistry]:
+    store = await open_store(home, backend_url)
     try:
         yield store
     finally:

@@ -43,6 +43,7 @@ async def test_reopen_is_idempotent_and_keeps_data(home: HomePaths) -> None:
         assert db.execute("SELECT count(*) FROM schema_version").fetchone()[0] == LATEST
 
 
+@pytest.mark.sqlite_only
 async def test_connection_pragmas(registry) -> None:  # type: ignore[no-untyped-def]
     db = registry._db
     async with db.execute("PRAGMA foreign_keys") as cur:
@@ -79,6 +80,7 @@ async def test_garbage_file_is_refused(home: HomePaths) -> None:
         await open_registry(home)
 
 
+@pytest.mark.sqlite_only
 async def test_audit_is_append_only(registry) -> None:  # type: ignore[no-untyped-def]
     await registry.append_audit("note", actor="t")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):

@@ -82,6 +82,7 @@ async def test_a_closed_registry_refuses_views(home, new_version):
         await store.serving_view()
 
 
+@pytest.mark.sqlite_only
 async def test_generation_follows_commits_from_another_connection(home, registry, new_version):
     from registry.sqlite.store import open_registry
 

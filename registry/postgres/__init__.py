@@ -1,0 +1,1 @@
+"""The PostgreSQL registry backend (``pip install modelgate[postgres]``)."""
