@@ -77,6 +77,6 @@ def prepare(
         onnx_bytes=conversion.onnx_bytes,
         schema=schema,
         lineage=lineage,
-        reference=build_reference(schema, features, outputs),
+        reference=build_reference(schema, features, outputs, labels=y),
         parity=parity,
     )

@@ -13,11 +13,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.isotonic import IsotonicRegression
 
 BINS = 10
 MAX_SAMPLE = 5000
 MAX_CATEGORIES = 100
 OTHER = "__other__"
+# multivariate drift (docs/contracts.md, "Statistics semantics"): PCA keeps the fewest
+# components explaining at least this share of the standardised variance (NannyML's 0.65)
+VARIANCE_SHARE = 0.65
+CHUNK_ROWS = 500  # reference chunk size for the error spread (smaller samples: n // 10)
+MIN_FIT_ROWS = 100  # fewer sample rows: no multivariate model, no calibration
+BOOTSTRAP_DRAWS = 200
 
 
 def quantile_edges(values: np.ndarray, bins: int = BINS) -> np.ndarray:
@@ -90,8 +97,10 @@ def build_reference(
     bins: int = BINS,
     max_sample: int = MAX_SAMPLE,
     seed: int = 0,
+    labels: pd.Series | np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Baselines from the sample's feature columns and the ONNX outputs on those rows."""
+    """Baselines from the sample's feature columns and the ONNX outputs on those rows;
+    ``labels`` (the sample's label column) adds the confidence calibration of a classifier."""
     numerical: dict[str, Any] = {}
     categorical: dict[str, Any] = {}
     for index, feature in enumerate(schema["features"]):
@@ -126,6 +135,11 @@ def build_reference(
             "proportions": bin_proportions(top, edges).tolist(),
             "mean": float(top.mean()),
         }
+        if labels is not None:
+            probabilities = np.asarray(outputs[schema["probability_output"]], dtype=np.float64)
+            reference["calibration"] = calibration_model(
+                probabilities, class_indices(labels, classes), seed=seed
+            )
     else:
         values = np.asarray(outputs[schema["value_output"]], dtype=np.float64).ravel()
         edges = quantile_edges(values, bins)
@@ -136,4 +150,154 @@ def build_reference(
             "sample": _sample(values[~np.isnan(values)], max_sample, np.random.default_rng(seed)),
         }
         reference["confidence"] = None
+    reference["multivariate"] = reconstruction_model(frame, numerical, categorical)
     return reference
+
+
+def _frequency_columns(frame: pd.DataFrame, categorical: dict[str, Any]) -> list[np.ndarray]:
+    """Each categorical column as its reference frequency (the serving encoding: a value
+    the reference lumped or never saw takes ``__other__``'s frequency, else 0)."""
+    out = []
+    for name, spec in categorical.items():
+        table = dict(zip(spec["categories"], spec["frequencies"], strict=True))
+        other = table.get(OTHER, 0.0)
+        column = frame[name]
+        text = column.astype(str).where(column.notna(), None)
+        out.append(np.array([table.get(v, other) for v in text], dtype=np.float64))
+    return out
+
+
+def reconstruction_model(
+    frame: pd.DataFrame,
+    numerical: dict[str, Any],
+    categorical: dict[str, Any],
+    *,
+    variance_share: float = VARIANCE_SHARE,
+    chunk_rows: int = CHUNK_ROWS,
+) -> dict[str, Any] | None:
+    """PCA reconstruction model of the sample (docs/contracts.md, "Statistics semantics").
+
+    Columns: numerical features rounded through float32 (NaN -> the column mean), then the
+    categorical ones frequency-encoded; standardised with the sample's mean and standard
+    deviation (a constant column gets scale 1). The kept components are the fewest whose
+    explained variance reaches ``variance_share``. Stored with the per-row error mean and
+    standard deviation and the spread of the mean error over chunks of ``chunk_rows``
+    rows. None when there are fewer than two columns or ``MIN_FIT_ROWS`` rows.
+    """
+    n = len(frame)
+    names = [*numerical, *categorical]
+    if len(names) < 2 or n < MIN_FIT_ROWS:
+        return None
+    numeric = [
+        frame[name].to_numpy(dtype=np.float64, na_value=np.nan).astype(np.float32)
+        for name in numerical
+    ]
+    x = np.column_stack([*numeric, *_frequency_columns(frame, categorical)]).astype(np.float64)
+    mean = np.nanmean(x, axis=0)
+    mean = np.where(np.isnan(mean), 0.0, mean)
+    x = np.where(np.isnan(x), mean, x)
+    scale = x.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    z = (x - mean) / scale
+    _, singular, vt = np.linalg.svd(z, full_matrices=False)
+    variance = singular**2
+    ratio = np.cumsum(variance) / variance.sum() if variance.sum() > 0 else np.ones(1)
+    # as scikit-learn's PCA(n_components=share): fewest components strictly above the share
+    k = min(int(np.searchsorted(ratio, variance_share, side="right")) + 1, len(names))
+    components = vt[:k]
+    errors = np.sqrt(np.clip((z * z).sum(axis=1) - ((z @ components.T) ** 2).sum(axis=1), 0, None))
+    rows = max(chunk_rows if n >= 10 * chunk_rows else n // 10, 1)
+    chunk_means = errors[: (n // rows) * rows].reshape(-1, rows).mean(axis=1)
+    return {
+        "method": "pca_reconstruction",
+        "features": names,
+        "numerical": list(numerical),
+        "categorical": {
+            name: dict(zip(spec["categories"], spec["frequencies"], strict=True))
+            for name, spec in categorical.items()
+        },
+        "mean": mean.tolist(),
+        "scale": scale.tolist(),
+        "components": components.tolist(),
+        "variance_share": variance_share,
+        "explained_variance": float(ratio[k - 1]),
+        "n_rows": n,
+        "error_mean": float(errors.mean()),
+        "error_std": float(errors.std(ddof=1)),
+        "chunks": {
+            "rows": rows,
+            "count": int(chunk_means.size),
+            "mean": float(chunk_means.mean()),
+            "std": float(chunk_means.std(ddof=1)) if chunk_means.size > 1 else 0.0,
+        },
+    }
+
+
+def class_indices(labels: pd.Series | np.ndarray, classes: list[Any]) -> np.ndarray:
+    """Index of every label in ``classes`` (matched as given or by ``str``), -1 if absent."""
+    lookup: dict[Any, int] = {}
+    for i, c in enumerate(classes):
+        lookup.setdefault(c, i)
+        lookup.setdefault(str(c), i)
+    values = labels.tolist() if isinstance(labels, pd.Series) else np.asarray(labels).tolist()
+    return np.array([lookup.get(v, lookup.get(str(v), -1)) for v in values], dtype=np.int64)
+
+
+def calibration_model(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    draws: int = BOOTSTRAP_DRAWS,
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """Isotonic calibration of the classifier's scores on the labelled sample (CBPE).
+
+    Binary: P(class 1 | probability of class 1). Multiclass: P(correct | top-class
+    probability) (top-label calibration: the drift window keeps only the top probability).
+    Stored as the isotonic step points (``x`` increasing, ``y`` in [0, 1]) that serving
+    applies with ``np.interp``; plus the spread of the realized accuracy (and ROC AUC,
+    binary) over ``draws`` seeded bootstrap chunks of ``chunk_rows`` rows, from which
+    serving scales the interval to its window size. None without enough labelled rows.
+    """
+    known = labels >= 0
+    probabilities, labels = probabilities[known], labels[known]
+    n, n_classes = probabilities.shape if probabilities.ndim == 2 else (0, 0)
+    if n < MIN_FIT_ROWS or n_classes < 2:
+        return None
+    predicted = probabilities.argmax(axis=1)
+    correct = (predicted == labels).astype(np.float64)
+    if n_classes == 2:
+        kind, score, target = "binary", probabilities[:, 1], (labels == 1).astype(np.float64)
+    else:
+        kind, score, target = "top_label", probabilities.max(axis=1), correct
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(score, target)
+    rows = min(chunk_rows, n)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, n, size=(draws, rows))
+    accuracy = correct[picks].mean(axis=1)
+    out: dict[str, Any] = {
+        "method": "isotonic",
+        "kind": kind,
+        "x": [float(v) for v in iso.X_thresholds_],
+        "y": [float(v) for v in iso.y_thresholds_],
+        "n_rows": int(n),
+        "chunk_rows": int(rows),
+        "accuracy_std": float(accuracy.std(ddof=1)),
+        "roc_auc_std": None,
+    }
+    if kind == "binary":
+        aucs = [_roc_auc(target[p], score[p]) for p in picks]
+        finite = [a for a in aucs if a is not None]
+        out["roc_auc_std"] = float(np.std(finite, ddof=1)) if len(finite) > 1 else None
+    return out
+
+
+def _roc_auc(y: np.ndarray, score: np.ndarray) -> float | None:
+    """Realized ROC AUC (Mann-Whitney, ties counted half); None with one class only."""
+    positives = int(y.sum())
+    negatives = y.size - positives
+    if positives == 0 or negatives == 0:
+        return None
+    ranks = pd.Series(score).rank(method="average").to_numpy()
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))

@@ -146,8 +146,23 @@ def render_drift(report: dict[str, Any]) -> str:
                 f"{'n/a' if psi is None else f'{psi:.4f}'}, "
                 f"drifted {_verdict(prediction['drifted'])}"
             )
+        lines.append(_multivariate_line(entry.get("multivariate")))
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+def _multivariate_line(result: dict[str, Any] | None) -> str:
+    if result is None:
+        return "multivariate drift: not available (no reconstruction model stored)"
+    error = result["error"]
+    if result["drifted"] is None:
+        detail = result["reason"] if error is None else f"error {error:.4f}, {result['reason']}"
+        return f"multivariate drift: n/a ({detail})"
+    return (
+        f"multivariate drift (PCA, {result['components']} components): reconstruction error "
+        f"{error:.4f}, bounds [{result['lower']:.4f}, {result['upper']:.4f}], "
+        f"drifted {_verdict(result['drifted'])}"
+    )
 
 
 def render_health(report: dict[str, Any]) -> str:

@@ -32,6 +32,8 @@ from gateway.dataplane.snapshot import Snapshot, SnapshotHolder, Variant
 from gateway.monitoring.health import HealthThresholds
 from gateway.monitoring.metrics.multiproc import multiprocess_dir
 from gateway.monitoring.metrics.prometheus import MetricsEndpoint, MetricsRegistry, get_metrics
+from gateway.monitoring.performance_estimate import Calibration
+from gateway.monitoring.reconstruction import ReconstructionModel
 from gateway.monitoring.recorder import (
     StampClock,
     VariantRecorder,
@@ -77,6 +79,28 @@ def build_window(
         categorical_features=categorical,
         clock=clock,
     )
+
+
+def label_free_monitors(
+    variant: Variant, window: PredictionWindow
+) -> tuple[ReconstructionModel | None, Calibration | None]:
+    """The version's stored reconstruction model and calibration map; either is None when
+    the reference lacks it (registered before they existed) or cannot be read (warned)."""
+    stored = dict(variant.reference or {})
+    out: list[Any] = []
+    for what, parse in (
+        (
+            "multivariate drift model",
+            lambda: ReconstructionModel.from_reference(stored, window.reference),
+        ),
+        ("calibration map", lambda: Calibration.from_reference(stored)),
+    ):
+        try:
+            out.append(parse())
+        except (TypeError, ValueError, KeyError) as exc:
+            logger.warning("%s %s: %s unusable (%s)", variant.model, variant.version, what, exc)
+            out.append(None)
+    return out[0], out[1]
 
 
 def timed_batcher(variant: Variant, sink: Any) -> Batcher:
@@ -150,6 +174,10 @@ class Monitoring:
             capacity=capacity,
             stamps=stamps,
         )
+        if recorder.window is not None:
+            recorder.reconstruction, recorder.calibration = label_free_monitors(
+                variant, recorder.window
+            )
         variant.batcher = timed_batcher(variant, recorder.batches)
         variant.recorder = recorder
         self._recorders[id(variant)] = recorder

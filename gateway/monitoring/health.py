@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from gateway.monitoring.drift import DriftReport
+from gateway.monitoring.reconstruction import MultivariateDrift
 from gateway.monitoring.stats import entropy, percentile_ms
 from gateway.monitoring.window import WindowSnapshot
 
@@ -57,6 +58,8 @@ class ModelHealthMetrics:
     feature_drift_score: float  # 0-1, share of drifted features
     drifted_features: list[str]
     thresholds: HealthThresholds = field(default_factory=HealthThresholds)
+    # the multivariate check's result (``MultivariateDrift.to_dict``); None: not available
+    multivariate_drift: dict[str, Any] | None = None
 
     @classmethod
     def from_window(
@@ -68,6 +71,7 @@ class ModelHealthMetrics:
         requests: int | None = None,
         classes: Sequence[Any] | None = None,
         thresholds: HealthThresholds | None = None,
+        multivariate: MultivariateDrift | None = None,
     ) -> ModelHealthMetrics:
         """``errors`` failed requests over the same period; ``requests`` defaults to
         predictions + errors. ``classes`` labels the predicted class indices (None for a
@@ -107,6 +111,7 @@ class ModelHealthMetrics:
             feature_drift_score=score,
             drifted_features=list(drift.drifted_features) if drift is not None else [],
             thresholds=limits,
+            multivariate_drift=None if multivariate is None else multivariate.to_dict(),
         )
 
     def is_healthy(self) -> tuple[bool, list[str]]:
@@ -123,6 +128,12 @@ class ModelHealthMetrics:
             issues.append(f"Significant feature drift: {self.feature_drift_score:.2f}")
         if len(self.drifted_features) > t.max_drifted_features:
             issues.append(f"{len(self.drifted_features)} features show drift")
+        mv = self.multivariate_drift
+        if mv is not None and mv.get("drifted"):
+            issues.append(
+                f"Multivariate drift: reconstruction error {mv['error']:.3f} outside "
+                f"[{mv['lower']:.3f}, {mv['upper']:.3f}]"
+            )
         return len(issues) == 0, issues
 
     def to_dict(self) -> dict[str, Any]:

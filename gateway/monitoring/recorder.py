@@ -45,6 +45,8 @@ from gateway.dataplane.runner import Feeds, Outputs
 from gateway.dataplane.snapshot import Variant
 from gateway.monitoring.metrics.families import ROUTE_SHADOW
 from gateway.monitoring.metrics.variant import VariantMetrics
+from gateway.monitoring.performance_estimate import Calibration
+from gateway.monitoring.reconstruction import ReconstructionModel
 from gateway.monitoring.window import PredictionWindow, encode_column
 
 logger = logging.getLogger("modelgate.monitoring")
@@ -171,6 +173,9 @@ class VariantRecorder:
         # the drift timer's bookkeeping: warning rate limit, what the gauges last saw
         self.last_warned = -float("inf")
         self.gauge_rows = self.gauge_labels = -1
+        # label-free monitors from the stored reference (None: not available for it)
+        self.reconstruction: ReconstructionModel | None = None
+        self.calibration: Calibration | None = None
 
     # --- request path ----------------------------------------------------------------------
 

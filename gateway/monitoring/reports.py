@@ -10,6 +10,10 @@ a worker thread (``compute_drift`` is ~50 ms for 30 features over 10,000 rows).
 categorical features and predictions from bin counts of the snapshot) without the KS and
 chi-squared tests, so a tick costs a snapshot copy (~3 ms) rather than the full report.
 
+``label_free`` adds the multivariate check (PCA reconstruction error) to the drift report
+and the health verdict, and the estimated accuracy (without labels) to the health report,
+both computed in the same worker thread hop, for versions whose reference stores them.
+
 With several workers each process reports its own window: a random share of the traffic.
 """
 
@@ -25,7 +29,9 @@ import numpy as np
 from gateway.errors import GatewayError, ModelNotFound
 from gateway.monitoring.drift import DriftReport, compute_drift, prediction_counts
 from gateway.monitoring.health import ModelHealthMetrics
+from gateway.monitoring.performance_estimate import PerformanceEstimate
 from gateway.monitoring.psi_numba import psi_from_counts
+from gateway.monitoring.reconstruction import MultivariateDrift
 from gateway.monitoring.recorder import VariantRecorder
 from gateway.monitoring.reference import Reference
 from gateway.monitoring.stats import PSI_EPS, psi
@@ -79,6 +85,19 @@ async def drift_of(
     return snap, report
 
 
+def label_free(
+    recorder: VariantRecorder, snap: WindowSnapshot, min_samples: int
+) -> tuple[MultivariateDrift | None, PerformanceEstimate | None]:
+    """The multivariate check and the estimated performance of a snapshot; None where the
+    version has no stored model (registered before them, a regressor, no labels)."""
+    model, calibration = recorder.reconstruction, recorder.calibration
+    multivariate = model.check(snap, min_samples=min_samples) if model is not None else None
+    estimate = None
+    if calibration is not None and recorder.classification:
+        estimate = calibration.check(snap, min_samples=min_samples)
+    return multivariate, estimate
+
+
 def _versions(monitoring: Monitoring, name: str) -> list[tuple[str, dict[str, Any]]]:
     """(version, role) of every loaded version, the default (primary) one first."""
     route = monitoring.holder.current.models.get(name)
@@ -119,6 +138,10 @@ async def model_drift(monitoring: Monitoring | None, name: str) -> dict[str, Any
         entry = {"version": version, **role, "window": window_info(snap)}
         entry["share_drifted"] = report.drift_score
         entry.update(report.to_dict())
+        multivariate, _ = await asyncio.to_thread(
+            label_free, recorder, snap, settings.drift_min_samples
+        )
+        entry["multivariate"] = None if multivariate is None else multivariate.to_dict()
         out.append(entry)
     return {"model": name, "versions": out}
 
@@ -140,6 +163,9 @@ async def version_health(monitoring: Monitoring, recorder: VariantRecorder) -> d
     settings = monitoring.settings
     snap, drift = await drift_of(recorder, settings.drift_psi_threshold, settings.drift_min_samples)
     since = float(snap.times[0]) if snap.size else -math.inf
+    multivariate, estimate = await asyncio.to_thread(
+        label_free, recorder, snap, settings.drift_min_samples
+    )
     latencies, ok, server, client = recorder.request_stats(since)
     attempted = ok + server + client
     health = ModelHealthMetrics.from_window(
@@ -149,6 +175,7 @@ async def version_health(monitoring: Monitoring, recorder: VariantRecorder) -> d
         requests=attempted,
         classes=recorder.signature.classes if recorder.classification else None,
         thresholds=monitoring.thresholds,
+        multivariate=multivariate,
     )
     entry = health.to_dict()
     entry["window"] = window_info(snap)
@@ -162,6 +189,10 @@ async def version_health(monitoring: Monitoring, recorder: VariantRecorder) -> d
         if tables is not None
         else {"labelled": 0}
     )
+    performance = None if estimate is None else estimate.to_dict()
+    if performance is not None:  # beside the realized accuracy, when labels exist
+        performance["realized_accuracy"] = entry["feedback"].get("accuracy")
+    entry["estimated_performance"] = performance
     return entry
 
 

@@ -8,7 +8,10 @@
   of a feature, ``modelgate_prediction_psi`` likewise), ``modelgate_live_accuracy`` over
   the last ``MODELGATE_FEEDBACK_WINDOW`` labels, and a warning, at most once per
   ``WARN_EVERY_S`` per version, when the window's low-confidence share is above
-  ``MODELGATE_HEALTH_MAX_LOW_CONFIDENCE_RATE``.
+  ``MODELGATE_HEALTH_MAX_LOW_CONFIDENCE_RATE``; then, in a worker thread, the label-free
+  monitors of versions whose reference stores them: ``modelgate_multivariate_drift_error``
+  (once the window holds ``MODELGATE_DRIFT_MIN_SAMPLES`` rows) and
+  ``modelgate_estimated_accuracy``.
 
 ``start_monitoring(state)`` / ``stop_monitoring(state)`` are the app's lifespan hooks;
 both do nothing when monitoring is off. The metrics registry's own flusher
@@ -28,7 +31,8 @@ import numpy as np
 from gateway.monitoring import psi_numba
 from gateway.monitoring.binder import Monitoring
 from gateway.monitoring.recorder import VariantRecorder
-from gateway.monitoring.reports import gauge_psi
+from gateway.monitoring.reports import gauge_psi, label_free
+from gateway.monitoring.window import WindowSnapshot
 
 if TYPE_CHECKING:
     from gateway.state import GatewayState
@@ -104,10 +108,24 @@ class MonitoringTasks:
 
     async def drift_tick(self) -> None:
         for recorder in self.monitoring.recorders():
-            self.gauges(recorder)
+            snap = self.gauges(recorder)
+            if snap is not None and (recorder.reconstruction or recorder.calibration):
+                await self.label_free_gauges(recorder, snap)
             await asyncio.sleep(0)  # one version at a time: requests go in between
 
-    def gauges(self, recorder: VariantRecorder) -> None:
+    async def label_free_gauges(self, recorder: VariantRecorder, snap: WindowSnapshot) -> None:
+        """Multivariate error and estimated accuracy: computed in a worker thread (a few ms
+        per 10,000 rows, see benchmarks/label_free_cost.py), exported from the loop."""
+        minimum = self.monitoring.settings.drift_min_samples
+        multivariate, estimate = await asyncio.to_thread(label_free, recorder, snap, minimum)
+        metrics, model, version = self.monitoring.metrics, recorder.model, recorder.version
+        if multivariate is not None and multivariate.drifted is not None:
+            assert multivariate.error is not None
+            metrics.set_multivariate_error(model, version, multivariate.error)
+        if estimate is not None and estimate.accuracy is not None:
+            metrics.set_estimated_accuracy(model, version, estimate.accuracy.value)
+
+    def gauges(self, recorder: VariantRecorder) -> WindowSnapshot | None:
         """PSI, live accuracy and the low-confidence warning of one version."""
         mon = self.monitoring
         settings, metrics = mon.settings, mon.metrics
@@ -124,10 +142,10 @@ class MonitoringTasks:
                 metrics.set_live_accuracy(model, version, quality["accuracy"])
         window = recorder.window
         if window is None:
-            return
+            return None
         recorder.flush()
         if recorder.rows == recorder.gauge_rows:  # nothing new since the last tick
-            return
+            return None
         recorder.gauge_rows = recorder.rows
         snap = window.snapshot()
         minimum = settings.drift_min_samples
@@ -157,6 +175,7 @@ class MonitoringTasks:
                     settings.low_confidence,
                     100.0 * settings.health_max_low_confidence_rate,
                 )
+        return snap
 
 
 async def start_monitoring(state: GatewayState) -> None:

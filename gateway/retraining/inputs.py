@@ -12,6 +12,9 @@
 * ``low_confidence_rate``: share of the window's predictions whose top probability is
   below the server's low-confidence threshold (0.6), None for a regressor or below
   ``drift_min_samples`` predictions (the same "enough rows" rule as the drift verdicts);
+* ``estimated_accuracy``: the window's accuracy estimated from calibrated confidence
+  (``gateway.monitoring.performance_estimate``), None without a stored calibration map or
+  below ``drift_min_samples`` predictions;
 * ``new_labelled_samples``: labels received for the model's predictions made since the
   version was trained (lineage ``training.date``), or registered when the date is unknown;
 * ``trained_at`` is left to the monitor (lineage ``training.date``).
@@ -35,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gateway.monitoring.drift import DEFAULT_MIN_SAMPLES, compute_drift
+from gateway.monitoring.performance_estimate import Calibration
 from gateway.monitoring.reference import Reference
 from gateway.monitoring.window import PredictionWindow, WindowSnapshot
 from gateway.retraining.policy import RetrainingInputs, training_date
@@ -94,6 +98,14 @@ def window_of(state: GatewayState, model: str, version: str) -> PredictionWindow
     return window
 
 
+def calibration_of(state: GatewayState, model: str, version: str) -> Calibration | None:
+    """The calibration map monitoring bound on the version's recorder (None: not stored)."""
+    route = state.holder.current.models.get(model)
+    variant = None if route is None else route.variants.get(version)
+    calibration = getattr(getattr(variant, "recorder", None), "calibration", None)
+    return calibration if isinstance(calibration, Calibration) else None
+
+
 def max_feature_psi(
     snapshot: WindowSnapshot, reference: Reference | Mapping[str, Any], min_samples: int
 ) -> float | None:
@@ -128,13 +140,17 @@ def retraining_inputs(
         accuracy, labelled = await labels(model, version, now - config.accuracy_window_s)
         if labelled < config.min_labels:
             accuracy = None
-        drift = low = None
+        drift = low = estimated = None
         window = window_of(state, model, version)
         if window is not None and len(window) > 0:
             snapshot = window.snapshot()  # on the loop: the window is written there
             reference = window.reference  # parsed once, when the version was loaded
             drift = await asyncio.to_thread(max_feature_psi, snapshot, reference, min_samples)
             low = low_confidence_rate(snapshot, threshold, min_samples)
+            calibration = calibration_of(state, model, version)
+            if calibration is not None:
+                estimate = calibration.check(snapshot, min_samples=min_samples)
+                estimated = None if estimate.accuracy is None else estimate.accuracy.value
         trained = training_date(mv.lineage)
         since = trained if trained is not None else _created(mv.created_at)
         new_labels = await new_labels_since(state, model, since)
@@ -143,6 +159,7 @@ def retraining_inputs(
             drift_score=drift,
             low_confidence_rate=low,
             new_labelled_samples=new_labels,
+            estimated_accuracy=estimated,
         )
 
     return inputs

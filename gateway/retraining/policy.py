@@ -1,6 +1,6 @@
 """Retraining policy (docs/lifecycle.md, "When to retrain"): pure decision, reasons named.
 
-The five reasons and their defaults (docs/contracts.md, "Statistics semantics"):
+The six reasons and their defaults (docs/contracts.md, "Statistics semantics"):
 
 =======================  ======================================  =====================
 reason                   fires when                              default threshold
@@ -10,7 +10,14 @@ data_drift               drift score (max PSI) > max_psi         0.2
 low_confidence           low-confidence rate > max rate          0.15
 scheduled                days since training >= interval         30 days
 new_data_available       new labelled samples >= minimum         10,000
+estimated_accuracy       accuracy estimated without labels       0.85
+                         < min_estimated_accuracy
 =======================  ======================================  =====================
+
+``estimated_accuracy`` is the confidence-based estimate of the drift window
+(``gateway.monitoring.performance_estimate``): it can fire before any label arrives, and
+stays a separate reason because it is only as good as the calibration (blind to concept
+shift), while ``performance_degradation`` rests on labels.
 
 Unlike a check of the training-time (baseline) accuracy, performance degradation
 uses the LIVE accuracy measured from label feedback: the training-time accuracy never
@@ -31,6 +38,7 @@ REASONS = (
     "low_confidence",
     "scheduled",
     "new_data_available",
+    "estimated_accuracy",
 )
 
 
@@ -41,6 +49,7 @@ class RetrainingPolicy:
     max_low_confidence_rate: float = 0.15
     retraining_interval_days: int = 30
     min_new_samples_for_retrain: int = 10000
+    min_estimated_accuracy: float = 0.85
 
     def with_overrides(self, values: Mapping[str, Any]) -> RetrainingPolicy:
         known = {f.name: f for f in fields(self)}
@@ -85,6 +94,7 @@ class RetrainingInputs:
     trained_at: datetime | None = None  # lineage training.date (see training_date)
     new_labelled_samples: int = 0  # labels received since training
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    estimated_accuracy: float | None = None  # from calibrated confidence; None: unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +141,7 @@ def should_retrain(
     if inputs.trained_at is not None:
         days = (_aware(inputs.now) - _aware(inputs.trained_at)).total_seconds() / 86400.0
     acc, psi, low = inputs.live_accuracy, inputs.drift_score, inputs.low_confidence_rate
+    est = inputs.estimated_accuracy
     reasons = [
         _entry(
             "performance_degradation",
@@ -158,6 +169,12 @@ def should_retrain(
             inputs.new_labelled_samples,
             p.min_new_samples_for_retrain,
             inputs.new_labelled_samples >= p.min_new_samples_for_retrain,
+        ),
+        _entry(
+            "estimated_accuracy",
+            est,
+            p.min_estimated_accuracy,
+            est is not None and est < p.min_estimated_accuracy,
         ),
     ]
     return RetrainingDecision(any(r["triggered"] for r in reasons), reasons)

@@ -57,7 +57,7 @@ VARIANT = ("model", "version")
 
 
 class MetricFamilies:
-    """All sixteen families of the contract, registered on ``registry``."""
+    """The sixteen families of the contract and the later additions, on ``registry``."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
@@ -157,6 +157,22 @@ class MetricFamilies:
         self.live_accuracy = Gauge(
             "modelgate_live_accuracy",
             "Accuracy of the version's predictions against label feedback",
+            VARIANT,
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        # label-free monitors: the worst worker's window (livemax for the error, whose
+        # alert fires on a high value; livemin for the accuracy, which fires on a low one)
+        self.multivariate_drift_error = Gauge(
+            "modelgate_multivariate_drift_error",
+            "Mean PCA reconstruction error of the live window (multivariate drift)",
+            VARIANT,
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.estimated_accuracy = Gauge(
+            "modelgate_estimated_accuracy",
+            "Accuracy estimated from calibrated confidence scores, without labels",
             VARIANT,
             registry=r,
             multiprocess_mode="livemin",

@@ -215,6 +215,12 @@ class MetricsRegistry:
     def set_live_accuracy(self, model: str, version: str, accuracy: float) -> bool:
         return self._apply(model, version, "set_live_accuracy", accuracy)
 
+    def set_multivariate_error(self, model: str, version: str, error: float) -> bool:
+        return self._apply(model, version, "set_multivariate_error", error)
+
+    def set_estimated_accuracy(self, model: str, version: str, accuracy: float) -> bool:
+        return self._apply(model, version, "set_estimated_accuracy", accuracy)
+
     def inc_shadow_dropped(self, model: str, version: str, n: int = 1) -> bool:
         return self._apply(model, version, "record_shadow_dropped", n)
 

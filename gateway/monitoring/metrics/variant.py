@@ -308,6 +308,12 @@ class VariantMetrics:
     def set_live_accuracy(self, accuracy: float) -> None:
         self._gauge("live_accuracy").set(accuracy)
 
+    def set_multivariate_error(self, error: float) -> None:
+        self._gauge("multivariate_drift_error").set(error)
+
+    def set_estimated_accuracy(self, accuracy: float) -> None:
+        self._gauge("estimated_accuracy").set(accuracy)
+
     def set_feature_psi(self, feature: str, value: float) -> None:
         child = self._features.get(feature)
         if child is None:

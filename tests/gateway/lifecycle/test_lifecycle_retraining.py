@@ -77,11 +77,12 @@ def test_unknown_inputs_never_fire() -> None:
         "low_confidence": None,
         "scheduled": None,
         "new_data_available": 0,
+        "estimated_accuracy": None,
     }
 
 
 def test_all_reasons_together() -> None:
-    bad = RetrainingInputs(0.5, 0.9, 0.5, NOW - timedelta(days=400), 50_000, NOW)
+    bad = RetrainingInputs(0.5, 0.9, 0.5, NOW - timedelta(days=400), 50_000, NOW, 0.5)
     assert should_retrain(bad).triggered == list(REASONS)
     assert should_retrain(bad).to_dict()["retrain"] is True
 

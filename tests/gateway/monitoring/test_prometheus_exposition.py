@@ -38,6 +38,8 @@ CONTRACT = {
     "modelgate_traffic_weight": "gauge",
     "modelgate_model_loaded": "gauge",
     "modelgate_live_accuracy": "gauge",
+    "modelgate_multivariate_drift_error": "gauge",
+    "modelgate_estimated_accuracy": "gauge",
     "modelgate_rollbacks_total": "counter",
     "modelgate_input_errors_total": "counter",
 }
@@ -89,6 +91,8 @@ def test_every_contract_family_is_exposed_with_its_type(metrics: MetricsRegistry
         (vm.set_prediction_psi, 0.05),
         (vm.set_shadow_agreement, 0.97),
         (vm.set_live_accuracy, 0.91),
+        (vm.set_multivariate_error, 1.02),
+        (vm.set_estimated_accuracy, 0.88),
         (vm.set_traffic_weight, 90.0),
     ):
         setter(arg)
