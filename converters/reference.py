@@ -121,12 +121,12 @@ def build_reference(
     if schema["task"] == "classification":
         classes = schema["classes"]
         raw_labels = np.asarray(outputs[schema["label_output"]]).ravel().tolist()
-        labels = [v.decode() if isinstance(v, bytes) else v for v in raw_labels]
-        counts = pd.Series(labels).value_counts()
+        predicted = [v.decode() if isinstance(v, bytes) else v for v in raw_labels]
+        counts = pd.Series(predicted).value_counts()
         reference["prediction"] = {
             "kind": "classes",
             "classes": classes,
-            "proportions": [float(counts.get(c, 0)) / len(labels) for c in classes],
+            "proportions": [float(counts.get(c, 0)) / len(predicted) for c in classes],
         }
         top = np.asarray(outputs[schema["probability_output"]], dtype=np.float64).max(axis=1)
         edges = quantile_edges(top, bins)

@@ -104,3 +104,22 @@ def test_regressor_reference_has_value_bins(numeric_data, fit_quiet):
     assert len(reference["prediction"]["edges"]) == 9
     assert sum(reference["prediction"]["proportions"]) == pytest.approx(1.0)
     assert reference["confidence"] is None
+
+
+def test_the_calibration_is_fitted_on_the_sample_labels_not_the_predictions(mixed_data, fit_quiet):
+    """A labelled sample the model gets half wrong: the stored calibration must say so
+    (fitting it on the model's own predictions would claim every row right)."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = mixed_data(rows=1200)
+    numeric = X[["tenure", "charges"]]
+    estimator = fit_quiet(LogisticRegression(), numeric, y)
+    rng = np.random.default_rng(7)
+    noisy = np.where(rng.uniform(size=len(y)) < 0.5, y, 1 - y)  # half the labels flipped
+    sample = numeric.assign(churned=noisy)
+    calibration = prepare(estimator, sample, "churned").reference["calibration"]
+    # P(class 1 | score) of a coin flip is about 0.5 wherever the score is
+    assert calibration["kind"] == "binary"
+    assert max(abs(v - 0.5) for v in calibration["y"][1:-1]) < 0.25
+    truth = (estimator.predict(numeric) == noisy).mean()
+    assert abs(truth - 0.5) < 0.05
