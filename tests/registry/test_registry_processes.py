@@ -9,12 +9,12 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 from registry.home import HomePaths
 from registry.models import NewVersion
 from registry.sqlite.store import open_registry
+from tests.support.polling import wait_until
 
 KILLED_BEFORE_COMMIT = """
 import asyncio, os, signal, sys
@@ -173,11 +173,12 @@ async def test_two_processes_registering_at_once_get_distinct_versions(
     count = 6
     writers = [_python(WRITER, str(home.root), name, str(count), str(go)) for name in ("a", "b")]
     # release both writers together once each has imported and opened the registry
-    deadline = time.monotonic() + 60
-    while not all(Path(f"{go}.{name}.ready").exists() for name in ("a", "b")):
-        assert time.monotonic() < deadline, "writers did not start"
+
+    def ready() -> bool:
         assert all(proc.poll() is None for proc in writers), "a writer died"
-        time.sleep(0.01)
+        return all(Path(f"{go}.{name}.ready").exists() for name in ("a", "b"))
+
+    wait_until(ready, 60, 0.01, message="writers did not start")
     go.touch()
     results = []
     for proc in writers:

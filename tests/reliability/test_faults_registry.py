@@ -34,20 +34,16 @@ import pandas as pd
 import pytest
 
 from registry.sqlite.store import open_registry
-from tests.support.gateway_process import GatewayProcess
+from tests.support.gateway_process import GatewayProcess, running_server
 
 ROW = {"instances": [[0.5, -1.0, 0.25, 2.0]]}
 
 
 @pytest.fixture
 def server(zoo_home: Path, tmp_path: Path) -> Iterator[GatewayProcess]:
-    gateway = GatewayProcess(
-        zoo_home, tmp_path / "server.log", env={"MODELGATE_POLL_INTERVAL_MS": "50"}
-    )
-    try:
-        yield gateway.wait_ready()
-    finally:
-        gateway.stop()
+    env = {"MODELGATE_POLL_INTERVAL_MS": "50"}
+    with running_server(zoo_home, tmp_path / "server.log", env=env) as gateway:
+        yield gateway
 
 
 def registry_snapshot(home: Path) -> dict:

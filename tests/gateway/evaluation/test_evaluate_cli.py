@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from gateway.cli.output import CLIError
 from gateway.evaluation.gates import check_promotion
 from registry.errors import NotFound, RegistryError
 from registry.sqlite.store import open_registry
+from tests.support.registry_copy import build_template, private_copy
 
 from .conftest import binary_data
 
@@ -56,15 +55,13 @@ async def _build_registry(home: Path) -> None:
 
 @pytest.fixture(scope="module")
 def built_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("lifecycle-cli") / "home"
-    asyncio.run(_build_registry(home))
-    return home
+    return build_template(tmp_path_factory, "lifecycle-cli", _build_registry)
 
 
 @pytest.fixture
 def home(built_home: Path, tmp_path: Path) -> Path:
     """A private copy of the module's registry (tests store evaluations into it)."""
-    return Path(shutil.copytree(built_home, tmp_path / "home"))
+    return private_copy(built_home, tmp_path)
 
 
 @pytest.fixture

@@ -15,8 +15,10 @@ from starlette.routing import Route
 from gateway.admin.auth import AdminAuth
 from gateway.rollout.api import rollout_endpoint
 from gateway.settings import Settings
-from registry.models import NewVersion, Stage
+from registry.models import Stage
 from registry.sqlite.store import SqliteRegistry, open_registry
+from tests.support.asgi_app import asgi_client
+from tests.support.fake_versions import add_version
 
 TOKEN = "rollout-test-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -31,14 +33,6 @@ class AppState:
     auth: AdminAuth
     registry: SqliteRegistry
     publisher: Any = None
-
-
-async def add_version(registry: SqliteRegistry, model: str, version: str, stage: Stage | None):
-    sha, size = registry.artifacts.put(f"onnx-{model}-{version}".encode())
-    schema = {"task": "classification", "features": []}
-    await registry.register_version(model, NewVersion(sha, size, schema), version=version)
-    if stage is not None:
-        await registry.set_stage(model, version, stage)
 
 
 @pytest.fixture
@@ -66,8 +60,7 @@ async def client(tmp_path: Path, registry: SqliteRegistry) -> AsyncIterator[http
         ]
     )
     app.state.gateway = AppState(Settings(home=tmp_path / "home"), AdminAuth(TOKEN), registry)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with asgi_client(app) as http:
         yield http
 
 
