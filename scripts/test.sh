@@ -19,4 +19,5 @@ fi
 
 "${PYTHON:-python3}" -m ruff check .
 "${PYTHON:-python3}" -m ruff format --check .
+# every test, the slow ones included (the fast inner loop is in docs/testing.md)
 "${PYTHON:-python3}" -m pytest -q "$@"

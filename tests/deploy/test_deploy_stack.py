@@ -31,6 +31,8 @@ import yaml
 
 from tests.support.polling import wait_until
 
+pytestmark = pytest.mark.slow  # the deploy stack: gateway, Prometheus, alert rules
+
 ROW = {
     "tenure_months": 3,
     "monthly_charges": 89.5,

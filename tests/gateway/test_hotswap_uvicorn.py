@@ -25,6 +25,8 @@ from registry.sqlite.store import open_registry
 from tests.support.gateway_process import GatewayProcess, free_port
 from tests.support.registry_copy import private_copy
 
+pytestmark = pytest.mark.slow  # real `modelgate serve` processes under load
+
 TOKEN = "hotswap-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ROW = orjson.dumps({"instances": [[0.5, -1.0, 0.25, 2.0]]})

@@ -23,6 +23,8 @@ from registry.models import Stage
 from registry.sqlite.store import open_registry
 from tests.support.registry_copy import build_template, private_copy
 
+pytestmark = pytest.mark.slow  # evaluates every version through the CLI first
+
 MODEL = "credit"
 PRODUCTION, WORSE, BETTER, UNEVALUATED = "1.0.0", "1.1.0", "1.2.0", "1.3.0"
 FEATURES = ["income", "debt", "history", "noise"]

@@ -175,6 +175,7 @@ async def settled(http: httpx.AsyncClient, model: str) -> dict[str, Any]:
     return await wait_until_async(report, 20.0, 0.02, done=delivered, message="delivery")
 
 
+@pytest.mark.slow
 async def test_one_webhook_call_per_cooldown_across_restarts(
     home: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -39,6 +39,8 @@ from tests.support import asgi_app
 from tests.support.polling import wait_until_async
 from tests.support.registry_copy import build_template, private_copy
 
+pytestmark = pytest.mark.slow  # rollouts stepping in real time
+
 MODEL = "churn"
 CHAMPION, GOOD, BROKEN, WRONG = "1.0.0", "1.1.0", "1.2.0", "1.3.0"
 TOKEN = "lifecycle-e2e-token"

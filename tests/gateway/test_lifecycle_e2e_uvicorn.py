@@ -25,6 +25,8 @@ from registry.sqlite.store import open_registry
 from tests.support.gateway_process import GatewayProcess
 from tests.support.polling import wait_until_async
 
+pytestmark = pytest.mark.slow  # a rollout across a real server crash
+
 MODEL, CHAMPION, CANDIDATE = "churn", "1.0.0", "1.1.0"
 TOKEN = "uvicorn-lifecycle-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}

@@ -20,6 +20,8 @@ from tests.support.gateway_process import GatewayProcess, free_port, running_ser
 from tests.support.polling import wait_until
 from tests.support.registry_copy import private_copy
 
+pytestmark = pytest.mark.slow  # a two-worker `modelgate serve` and promtool
+
 TOKEN = "uvicorn-monitoring-token"
 ROW = [0.5, -1.0, 0.25, 2.0]
 N_REQUESTS = 60

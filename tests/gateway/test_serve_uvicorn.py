@@ -22,6 +22,8 @@ from tests.support.gateway_process import GatewayProcess, running_server
 from tests.support.polling import wait_until
 from tests.support.registry_copy import private_copy
 
+pytestmark = pytest.mark.slow  # real `modelgate serve` processes
+
 ROWS = np.array([[0.5, -1.0, 0.25, 2.0], [-0.3, 0.8, -1.5, 0.1], [1.2, 0.4, 0.0, -0.7]], np.float32)
 
 

@@ -11,6 +11,8 @@ import textwrap
 import threading
 from pathlib import Path
 
+import pytest
+
 from registry.home import HomePaths
 from registry.models import NewVersion
 from registry.sqlite.store import open_registry
@@ -224,6 +226,7 @@ async def test_a_writer_waits_for_another_connections_write_lock(
         await store.close()
 
 
+@pytest.mark.slow
 def test_two_processes_opening_a_new_registry_together_both_succeed(tmp_path: Path) -> None:
     # switching the new file to WAL: SQLite says "database is locked" without waiting when
     # the other process holds the lock (it failed about one pair in 20 before the retry)

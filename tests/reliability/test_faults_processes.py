@@ -19,8 +19,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.support.gateway_process import GatewayProcess
 from tests.support.polling import wait_until
+
+pytestmark = pytest.mark.slow  # real servers: killed workers, hanging webhooks
 
 ROW = {"instances": [[0.5, -1.0, 0.25, 2.0]]}
 CANARY = {

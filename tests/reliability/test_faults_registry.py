@@ -36,6 +36,8 @@ import pytest
 from registry.sqlite.store import open_registry
 from tests.support.gateway_process import GatewayProcess, running_server
 
+pytestmark = pytest.mark.slow  # real servers on a full, locked or corrupted registry
+
 ROW = {"instances": [[0.5, -1.0, 0.25, 2.0]]}
 
 

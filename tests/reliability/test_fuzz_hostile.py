@@ -216,6 +216,7 @@ def _dribble(port: int, body: bytes, pieces: int, pause_s: float, out: dict) -> 
     out["answer"] = answer
 
 
+@pytest.mark.slow
 def test_slow_bodies_are_served_and_do_not_block_other_clients(slow_server) -> None:
     body = orjson.dumps(GOOD)
     out: dict = {}
@@ -234,6 +235,7 @@ def test_slow_bodies_are_served_and_do_not_block_other_clients(slow_server) -> N
         assert orjson.loads(payload)["outputs"] == direct["outputs"]
 
 
+@pytest.mark.slow
 def test_abandoned_and_slow_header_clients_leave_the_server_healthy(slow_server) -> None:
     # a body shorter than its Content-Length, then the client goes away
     with socket.create_connection(("127.0.0.1", slow_server.port), timeout=10) as sock:

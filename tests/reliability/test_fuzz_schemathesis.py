@@ -43,6 +43,8 @@ from registry.sqlite.store import open_registry
 from tests.support.gateway_process import GatewayProcess, running_server
 from tests.support.registry_copy import private_copy
 
+pytestmark = pytest.mark.slow  # schemathesis against a two-worker server
+
 TOKEN = "fuzz-token"
 EXAMPLES = int(os.environ.get("MODELGATE_FUZZ_EXAMPLES", "15"))
 MODELS = ["clf", "reg", "mixed", "ghost"]

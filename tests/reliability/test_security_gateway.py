@@ -26,6 +26,8 @@ from registry.sqlite.store import open_registry
 from tests.support.gateway_process import GatewayProcess, running_server
 from tests.support.registry_copy import private_copy
 
+pytestmark = pytest.mark.slow  # a real `modelgate serve` on loopback
+
 TOKEN = "s3cr3t-Admin-Token-0123456789"
 BODY = b'{"instances":[[0.5,-1.0,0.25,2.0]]}'
 TRAFFIC = b'{"routes":[{"version":"1.1.0","weight":100}]}'

@@ -73,6 +73,7 @@ def eval_csv(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 async def test_evaluate_stores_and_writes_the_report(home, eval_csv, capsys) -> None:
     rc = await _run(
         "churn",
@@ -136,6 +137,7 @@ async def test_json_output_and_out_folder(home, eval_csv, tmp_path, capsys) -> N
     assert (out_dir / "evaluation.html").is_file()
 
 
+@pytest.mark.slow
 async def test_promotion_gate_on_cli_evaluations(home, eval_csv) -> None:
     for version in ("1.0.0", "1.1.0"):
         await _run(
