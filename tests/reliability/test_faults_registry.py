@@ -9,7 +9,7 @@
   registration fails cleanly, no artifact, no row, the running gateway is unaffected.
 
 The same corruption while the server runs (a traffic change refused and undone) is covered
-by tests/gateway/test_hotswap_uvicorn.py and tests/gateway/controlplane/test_admin_refusals.py.
+by tests/gateway/test_hotswap_uvicorn.py and tests/gateway/admin/test_refusals.py.
 """
 
 from __future__ import annotations

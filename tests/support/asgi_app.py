@@ -79,11 +79,12 @@ async def running_gateway(
     home: Path | str,
     token: str,
     *,
+    environ: Mapping[str, str] | None = None,
     metrics: MetricsRegistry | None = None,
     headers: Mapping[str, str] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[InProcessApp]:
     """``create_app`` on ``home`` with ``overrides`` (Settings fields), lifespan running."""
-    app = create_app(gateway_settings(home, token, **overrides), metrics=metrics)
+    app = create_app(gateway_settings(home, token, environ, **overrides), metrics=metrics)
     async with running(app, headers=headers) as served:
         yield served
