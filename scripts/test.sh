@@ -36,4 +36,5 @@ fi
 # types (gateway, registry, converters) and the layer contracts, both configured in pyproject
 "${PYTHON:-python3}" -m mypy
 lint-imports
+# every test, the slow ones included (the fast inner loop is in docs/testing.md)
 "${PYTHON:-python3}" -m pytest -q "$@"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 import warnings
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 
 # the session's PostgreSQL server (started on first use) and a fresh database per test
 from tests.support.postgres import postgres_server, postgres_url  # noqa: F401
+from tests.support.registry_copy import build_template, private_copy
 
 
 async def _build_zoo(root: Path) -> None:
@@ -67,12 +66,10 @@ async def _build_zoo(root: Path) -> None:
 @pytest.fixture(scope="session")
 def zoo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Registry home with models clf (1.0.0 production, 1.1.0 staging, 2.0.0), reg, mixed."""
-    root = tmp_path_factory.mktemp("zoo") / "home"
-    asyncio.run(_build_zoo(root))
-    return root
+    return build_template(tmp_path_factory, "zoo", _build_zoo)
 
 
 @pytest.fixture
 def zoo_home(zoo_template: Path, tmp_path: Path) -> Path:
     """A private copy of the zoo registry for one test (tests may change it)."""
-    return Path(shutil.copytree(zoo_template, tmp_path / "home"))
+    return private_copy(zoo_template, tmp_path)

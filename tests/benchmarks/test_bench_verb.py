@@ -21,6 +21,7 @@ def modelgate(*argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_every_argument_reaches_the_harness_options_included():
     shown = modelgate("bench", "--help")
     assert shown.returncode == 0, shown.stderr

@@ -178,6 +178,7 @@ def test_readme_without_markers_is_refused(tmp_path: Path) -> None:
         write_readme(results_of(scenario_result("sweep-logreg", sweep_runs())), readme)
 
 
+@pytest.mark.slow
 def test_sweep_plot_is_a_png(tmp_path: Path) -> None:
     out = plot_scenario(scenario_result("sweep-logreg", sweep_runs()), tmp_path / "s.png")
     assert out is not None

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import http.server
 import threading
-import time
 from collections.abc import Iterator
 
 import orjson
 import pytest
 
 from benchmarks.rollback_load import RollbackLoad
+from tests.support.polling import wait_until
 
 
 class AdminHandler(http.server.BaseHTTPRequestHandler):
@@ -48,9 +48,7 @@ class AdminHandler(http.server.BaseHTTPRequestHandler):
 
 def wait_for_calls(count: int, timeout_s: float = 20.0) -> None:
     """Wait (not a timing assertion) until the server has seen ``count`` requests."""
-    end = time.monotonic() + timeout_s
-    while len(AdminHandler.calls) < count and time.monotonic() < end:
-        time.sleep(0.01)
+    wait_until(lambda: len(AdminHandler.calls) >= count, timeout_s, 0.01)
 
 
 @pytest.fixture

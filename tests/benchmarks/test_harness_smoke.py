@@ -32,6 +32,7 @@ def run_harness(*args: str, timeout: float = 120) -> subprocess.CompletedProcess
     )
 
 
+@pytest.mark.slow  # uvicorn driven by wrk
 def test_smoke_scenario_writes_sane_results(tmp_path: Path) -> None:
     done = run_harness(
         "--scenarios", "smoke", "--duration", "2", "--reps", "1", "--warmup", "1",

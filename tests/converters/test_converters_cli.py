@@ -241,6 +241,7 @@ def test_an_existing_version_is_refused_without_a_new_artifact(files, capsys):
     assert _snapshot(files / "home") == before
 
 
+@pytest.mark.slow
 def test_demo_registers_once_and_writes_data(tmp_path, capsys):
     home = str(tmp_path / "home")
     code, out, err = _run(capsys, "demo", "--home", home, "--write-data", str(tmp_path / "d.csv"))
@@ -257,6 +258,7 @@ def test_demo_registers_once_and_writes_data(tmp_path, capsys):
     assert _snapshot(tmp_path / "home")[0][1] == [("churn", "1.0.0"), ("churn", "1.1.0")]
 
 
+@pytest.mark.slow
 def test_cli_module_does_not_import_scikit_learn():
     code = (
         "import sys, gateway.cli.convert_commands, gateway.cli.main\n"

@@ -41,6 +41,7 @@ def test_written_dataset_is_the_holdout_and_drift_shifts_it(tmp_path):
     assert (drifted["payment_method"] == "invoice").mean() > 0.3
 
 
+@pytest.mark.slow
 async def test_register_demo(tmp_path):
     registry = await open_registry(HomePaths(tmp_path / "home"))
     try:

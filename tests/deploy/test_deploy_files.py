@@ -469,6 +469,7 @@ def test_init_scripts_run_the_demo_verb(
         assert (args.command, args.home) == ("demo", "/data")
 
 
+@pytest.mark.slow
 def test_seed_script_builds_the_demo_registry(seeded_registry) -> None:
     first, home = seeded_registry.first, seeded_registry.home
     assert seeded_registry.flag == "true", "the shipped manifests seed the demo"

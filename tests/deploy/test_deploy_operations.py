@@ -80,6 +80,7 @@ def backup_script(text: str) -> str:
     return script
 
 
+@pytest.mark.slow
 def test_backup_procedure_restores_a_working_registry(
     text: str, seeded_registry, tmp_path: Path
 ) -> None:

@@ -29,6 +29,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.polling import wait_until
+
+pytestmark = pytest.mark.slow  # the deploy stack: gateway, Prometheus, alert rules
+
 ROW = {
     "tenure_months": 3,
     "monthly_charges": 89.5,
@@ -132,12 +136,13 @@ def gateway(seeded_registry, deploy_dir: Path, tmp_path_factory) -> Iterator[str
             dockerfile_instruction(deploy_dir, "gateway", "HEALTHCHECK").split("CMD", 1)[1]
         )
         probe = healthcheck[2].replace(":8000/", f":{port}/")
-        for _ in range(120):
+
+        def healthy() -> bool:
             assert process.poll() is None, Path(log.name).read_text()
-            if subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.5)
-        else:
+            checked = subprocess.run([sys.executable, "-c", probe], capture_output=True)
+            return checked.returncode == 0
+
+        if not wait_until(healthy, 60, 0.5):
             pytest.fail(
                 "the gateway never passed the image's HEALTHCHECK:\n" + Path(log.name).read_text()
             )
@@ -186,15 +191,15 @@ def prometheus(gateway: str, deploy_dir: Path, tmp_path_factory) -> Iterator[str
         stderr=subprocess.STDOUT,
     )
     try:
-        for _ in range(120):
+
+        def ready() -> bool:
             assert process.poll() is None, (work / "prometheus.log").read_text()
             try:
-                if http(f"http://{address}/-/ready", timeout=2)[0] == 200:
-                    break
+                return http(f"http://{address}/-/ready", timeout=2)[0] == 200
             except OSError:
-                pass
-            time.sleep(0.5)
-        else:
+                return False
+
+        if not wait_until(ready, 60, 0.5):
             pytest.fail("prometheus never got ready")
         yield address
     finally:
@@ -217,9 +222,7 @@ def traffic(gateway: str, prometheus: str) -> str:
     assert status == 200, f"GET /metrics answered {status}: {body[:200]!r}"
     # Prometheus syncs its targets up to 5 s after it is ready: send the traffic only
     # once it scrapes the gateway, or it may see every request already counted
-    deadline = time.monotonic() + 30
-    while not query(prometheus, 'up{job="modelgate"} == 1') and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: query(prometheus, 'up{job="modelgate"} == 1'), 30, 0.2)
     for round_ in range(8):
         for _ in range(10):
             status, body = http(f"http://{gateway}/predict/churn", {"instances": [ROW, ROW]})
@@ -229,12 +232,10 @@ def traffic(gateway: str, prometheus: str) -> str:
         if round_ < 7:
             time.sleep(0.6)
     # rate() needs two scrapes after the traffic
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if query(prometheus, 'rate(modelgate_requests_total{code="200"}[10s]) > 0'):
-            return prometheus
-        time.sleep(0.5)
-    pytest.fail("prometheus never saw the requests")
+    rate = 'rate(modelgate_requests_total{code="200"}[10s]) > 0'
+    if not wait_until(lambda: query(prometheus, rate), 30, 0.5):
+        pytest.fail("prometheus never saw the requests")
+    return prometheus
 
 
 def test_gateway_is_scraped_and_passes_promtool(traffic: str, gateway: str, promtool: str) -> None:
@@ -321,33 +322,34 @@ def test_provoked_drift_fires_the_alert(traffic: str, gateway: str) -> None:
     psi = 'max by (feature) (modelgate_feature_psi{model="churn",version="1.0.0"})'
     # the normal traffic stayed below MODELGATE_DRIFT_MIN_SAMPLES per worker: no verdict yet
     assert not query(traffic, f"{psi} >= 0.2")
-    drifted: set[str] = set()
-    deadline = time.monotonic() + 60
     sent = 0
-    while time.monotonic() < deadline and not drifted:
+
+    def send_and_read() -> set[str]:
+        nonlocal sent
         for _ in range(5):
             status, body = http(
                 f"http://{gateway}/predict/churn", {"instances": drifted_rows(50, sent)}
             )
             assert status == 200, body
             sent += 50
-        drifted = {r["metric"]["feature"] for r in query(traffic, f"{psi} >= 0.2")}
-        time.sleep(0.5)
+        return {r["metric"]["feature"] for r in query(traffic, f"{psi} >= 0.2")}
+
+    drifted = wait_until(send_and_read, 60, 0.5)
     assert set(DRIFTED) <= drifted, f"PSI never reached 0.2 for {sorted(set(DRIFTED) - drifted)}"
     # read back through the HTTP API: the value Prometheus holds is the gateway's PSI
     values = {r["metric"]["feature"]: float(r["value"][1]) for r in query(traffic, psi)}
     assert all(values[f] >= 0.2 for f in DRIFTED), values
-    firing: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not firing:
+
+    def firing_alerts() -> list[dict[str, Any]]:
         status, body = http(f"http://{traffic}/api/v1/alerts")
         assert status == 200
-        firing = [
+        return [
             a
             for a in json.loads(body)["data"]["alerts"]
             if a["labels"]["alertname"] == DRIFT_ALERT and a["state"] == "firing"
         ]
-        time.sleep(0.5)
+
+    firing = wait_until(firing_alerts, 30, 0.5)
     assert firing, f"{DRIFT_ALERT} never fired"
     features = {a["labels"]["feature"] for a in firing}
     assert set(DRIFTED) <= features

@@ -7,32 +7,23 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
 from gateway.app import create_app
-from gateway.settings import Settings
 from registry.models import Deployment, Route, Shadow, Stage
 from registry.sqlite.store import open_registry
+from tests.support.asgi_app import InProcessApp, asgi_client, gateway_settings, running_gateway
+from tests.support.polling import wait_until_async
 
 ROW = {"instances": [[0.5, -1.0, 0.25, 2.0]]}
 TOKEN = "s3cret-token"
 
 
 class Gateway:
-    def __init__(self, app, http: httpx.AsyncClient, home: Path) -> None:
-        self.app, self.http, self.home = app, http, home
-        self.state = app.state.gateway
-
-    async def change(self, action) -> None:
-        """Apply ``action(registry)`` through a separate connection, then refresh."""
-        registry = await open_registry(self.home)
-        try:
-            await action(registry)
-        finally:
-            await registry.close()
-        await self.state.publisher.refresh()
+    def __init__(self, served: InProcessApp, home: Path) -> None:
+        self.app, self.http, self.home = served.app, served.http, home
+        self.state, self.change = served.state, served.change
 
     async def version_of(self, path="/predict/clf", **headers) -> str:
         response = await self.http.post(path, json=ROW, headers=headers)
@@ -42,12 +33,8 @@ class Gateway:
 
 @pytest.fixture
 async def gateway(zoo_home) -> AsyncIterator[Gateway]:
-    settings = Settings.from_environ({}, home=str(zoo_home), admin_token=TOKEN, poll_interval_ms=20)
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            yield Gateway(app, http, zoo_home)
+    async with running_gateway(zoo_home, TOKEN, poll_interval_ms=20) as served:
+        yield Gateway(served, zoo_home)
 
 
 def canary(**extra) -> Deployment:
@@ -162,10 +149,9 @@ async def test_the_watcher_picks_up_changes_made_by_another_process(gateway):
         await registry.set_stage("clf", "1.1.0", Stage.PRODUCTION)
     finally:
         await registry.close()
-    for _ in range(500):  # bounded wait for the 20 ms poll; no timing is asserted
-        if gateway.state.holder.current.models["clf"].primary.version == "1.1.0":
-            break
-        await asyncio.sleep(0.01)
+    await wait_until_async(  # the 20 ms poll
+        lambda: gateway.state.holder.current.models["clf"].primary.version == "1.1.0", 5.0, 0.01
+    )
     assert await gateway.version_of() == "1.1.0"
 
 
@@ -198,21 +184,17 @@ async def test_admin_shadow_endpoint_requires_the_bearer_token(gateway):
 
 
 async def test_readiness_before_the_first_snapshot_is_503(zoo_home):
-    app = create_app(Settings.from_environ({}, home=str(zoo_home), admin_token=TOKEN))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+    app = create_app(gateway_settings(zoo_home, TOKEN))
+    async with asgi_client(app) as http:
         assert (await http.get("/v2/health/ready")).status_code == 503
         assert (await http.get("/v2/health/live")).status_code == 200
         assert (await http.post("/predict/clf", json=ROW)).status_code == 404
 
 
 async def test_an_empty_registry_serves_nothing_but_is_ready(tmp_path):
-    app = create_app(Settings.from_environ({}, home=str(tmp_path / "empty"), admin_token=TOKEN))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            assert (await http.get("/v2/health/ready")).status_code == 200
-            assert (await http.post("/predict/clf", json=ROW)).status_code == 404
+    async with running_gateway(tmp_path / "empty", TOKEN) as served:
+        assert (await served.http.get("/v2/health/ready")).status_code == 200
+        assert (await served.http.post("/predict/clf", json=ROW)).status_code == 404
 
 
 async def test_repository_index_lists_every_version_with_its_state(gateway):

@@ -13,18 +13,15 @@ import pytest
 from gateway.app import create_app
 from gateway.settings import Settings
 from registry.sqlite.store import open_registry
+from tests.support.asgi_app import running, running_gateway
 
 ROWS = np.array([[0.5, -1.0, 0.25, 2.0], [-0.3, 0.8, -1.5, 0.1], [1.2, 0.4, 0.0, -0.7]], np.float32)
 
 
 @pytest.fixture
 async def client(zoo_home) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings.from_environ({}, home=str(zoo_home), admin_token="secret", max_rows=50)
-    app = create_app(settings.with_overrides(max_body_bytes=64 * 1024))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            yield http
+    async with running_gateway(zoo_home, "secret", max_rows=50, max_body_bytes=64 * 1024) as gw:
+        yield gw.http
 
 
 async def direct(zoo_home, model, version, feeds):
@@ -387,9 +384,7 @@ def test_raw_targets_match_like_paths_and_are_remembered_only_when_they_match(zo
 
 async def test_requests_under_a_root_path_go_through_the_router(zoo_home):
     app = create_app(Settings.from_environ({}, home=str(zoo_home), admin_token="secret"))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, root_path="/gw")
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            response = await http.post("/gw/predict/clf", json={"instances": ROWS.tolist()})
-            assert response.status_code == 200, response.text
-            assert response.headers["x-model-version"] == "1.0.0"
+    async with running(app, root_path="/gw") as gw:
+        response = await gw.http.post("/gw/predict/clf", json={"instances": ROWS.tolist()})
+        assert response.status_code == 200, response.text
+        assert response.headers["x-model-version"] == "1.0.0"

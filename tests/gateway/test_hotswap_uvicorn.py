@@ -6,7 +6,6 @@ never serves. The server is ``modelgate serve``.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 import time
 from collections import Counter
@@ -21,6 +20,9 @@ from gateway.cli import main as cli_main
 from gateway.settings import Settings
 from registry.sqlite.store import open_registry
 from tests.support.gateway_process import GatewayProcess, free_port
+from tests.support.registry_copy import private_copy
+
+pytestmark = pytest.mark.slow  # real `modelgate serve` processes under load
 
 TOKEN = "hotswap-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -42,7 +44,7 @@ def start_server(
 @pytest.fixture
 def home(zoo_template, tmp_path) -> Path:
     """clf 1.0.0 production, 1.1.0 staging, 2.0.0 registered; reg; mixed."""
-    return Path(shutil.copytree(zoo_template, tmp_path / "home"))
+    return private_copy(zoo_template, tmp_path)
 
 
 # one cycle of admin changes, each valid after the previous one (from 1.0.0 production,

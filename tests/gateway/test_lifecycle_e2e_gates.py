@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import warnings
 from pathlib import Path
 
@@ -22,6 +21,9 @@ import pytest
 from gateway.cli.main import main
 from registry.models import Stage
 from registry.sqlite.store import open_registry
+from tests.support.registry_copy import build_template, private_copy
+
+pytestmark = pytest.mark.slow  # evaluates every version through the CLI first
 
 MODEL = "credit"
 PRODUCTION, WORSE, BETTER, UNEVALUATED = "1.0.0", "1.1.0", "1.2.0", "1.3.0"
@@ -72,10 +74,8 @@ def cli(*argv: str) -> int:
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Registry with every version but 1.3.0 evaluated on the same CSV by the CLI."""
-    base = tmp_path_factory.mktemp("lifecycle-gates")
-    home = base / "home"
-    asyncio.run(build(home))
-    data = base / "holdout.csv"
+    home = build_template(tmp_path_factory, "lifecycle-gates", build)
+    data = home.parent / "holdout.csv"
     frame(600, seed=2).to_csv(data, index=False)
     for version in (PRODUCTION, WORSE, BETTER):
         argv = ["evaluate", MODEL, version, "--data", str(data), "--label", "default"]
@@ -85,7 +85,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def home(evaluated: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(evaluated, tmp_path / "home"))
+    return private_copy(evaluated, tmp_path)
 
 
 def stages(home: Path) -> dict[str, str]:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import shutil
 import threading
 import time
 import warnings
@@ -35,11 +33,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gateway.app import create_app
-from gateway.lifecycle import start_lifecycle, stop_lifecycle
-from gateway.settings import Settings
 from registry.models import Stage
 from registry.sqlite.store import open_registry
+from tests.support import asgi_app
+from tests.support.polling import wait_until_async
+from tests.support.registry_copy import build_template, private_copy
 
 TOKEN = "webhook-e2e-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -124,14 +122,12 @@ async def build(root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("lifecycle-webhook") / "home"
-    asyncio.run(build(root))
-    return root
+    return build_template(tmp_path_factory, "lifecycle-webhook", build)
 
 
 @pytest.fixture
 def home(template: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(template, tmp_path / "home"))
+    return private_copy(template, tmp_path)
 
 
 @pytest.fixture
@@ -157,41 +153,29 @@ def configure(monkeypatch: pytest.MonkeyPatch, url: str, cooldown_s: float) -> N
 
 @contextlib.asynccontextmanager
 async def running_gateway(home: Path, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings.from_environ(
-        os.environ, home=str(home), admin_token=TOKEN, poll_interval_ms=20, **overrides
-    )
-    app = create_app(settings)
-    state = app.state.gateway
-    async with app.router.lifespan_context(app):
-        await start_lifecycle(state)
-        try:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-                yield http
-        finally:
-            await stop_lifecycle(state)
+    """The real app with its lifespan, which starts and stops the lifecycle."""
+    async with asgi_app.running_gateway(home, TOKEN, poll_interval_ms=20, **overrides) as served:
+        yield served.http
 
 
 async def until(condition: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not met within {timeout} s")
-        await asyncio.sleep(0.02)
+    await wait_until_async(condition, timeout, 0.02, message="condition")
 
 
 async def settled(http: httpx.AsyncClient, model: str) -> dict[str, Any]:
     """The retraining report once the last firing's delivery has finished."""
-    deadline = time.monotonic() + 20
-    while True:
-        report = (await http.get(f"/admin/models/{model}/retraining", headers=AUTH)).json()
+
+    async def report() -> dict[str, Any]:
+        return (await http.get(f"/admin/models/{model}/retraining", headers=AUTH)).json()
+
+    def delivered(report: dict[str, Any]) -> bool:
         last = report["trigger"]["last_fire"]
-        if last is not None and last["status"] != "delivering":
-            return report
-        assert time.monotonic() < deadline, report
-        await asyncio.sleep(0.02)
+        return last is not None and last["status"] != "delivering"
+
+    return await wait_until_async(report, 20.0, 0.02, done=delivered, message="delivery")
 
 
+@pytest.mark.slow
 async def test_one_webhook_call_per_cooldown_across_restarts(
     home: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:

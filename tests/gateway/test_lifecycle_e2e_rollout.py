@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
 import warnings
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,12 +32,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gateway.app import create_app
-from gateway.lifecycle import start_lifecycle, stop_lifecycle
 from gateway.monitoring.metrics.prometheus import get_metrics
-from gateway.settings import Settings
 from registry.models import Deployment, Route, Stage
 from registry.sqlite.store import open_registry
+from tests.support import asgi_app
+from tests.support.polling import wait_until_async
+from tests.support.registry_copy import build_template, private_copy
+
+pytestmark = pytest.mark.slow  # rollouts stepping in real time
 
 MODEL = "churn"
 CHAMPION, GOOD, BROKEN, WRONG = "1.0.0", "1.1.0", "1.2.0", "1.3.0"
@@ -93,9 +93,7 @@ async def build_home(root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("lifecycle-rollout") / "home"
-    asyncio.run(build_home(root))
-    return root
+    return build_template(tmp_path_factory, "lifecycle-rollout", build_home)
 
 
 @pytest.fixture
@@ -104,7 +102,7 @@ def home(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     monkeypatch.setenv("MODELGATE_LEADER_RETRY_S", "0.05")
     for var in ("MODELGATE_RETRAIN_WEBHOOK", "MODELGATE_RETRAIN_COMMAND"):
         monkeypatch.delenv(var, raising=False)
-    return Path(shutil.copytree(template, tmp_path / "home"))
+    return private_copy(template, tmp_path)
 
 
 class Gateway:
@@ -130,20 +128,11 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def running_gateway(home: Path, monitoring: bool = True) -> AsyncIterator[Gateway]:
-    """The real app with its lifespan and the lifecycle (idempotent if app.py wires it)."""
-    settings = Settings.from_environ(
-        os.environ, home=str(home), admin_token=TOKEN, poll_interval_ms=20, monitoring=monitoring
-    )
-    app = create_app(settings)
-    state = app.state.gateway
-    async with app.router.lifespan_context(app):
-        await start_lifecycle(state)
-        try:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-                yield Gateway(http, state)
-        finally:
-            await stop_lifecycle(state)
+    """The real app with its lifespan, which starts and stops the lifecycle."""
+    async with asgi_app.running_gateway(
+        home, TOKEN, poll_interval_ms=20, monitoring=monitoring
+    ) as served:
+        yield Gateway(served.http, served.state)
 
 
 class Traffic:
@@ -192,14 +181,7 @@ class Traffic:
 async def wait_for(
     check: Callable[[], Awaitable[Any]], timeout: float = 25.0, every: float = 0.05
 ) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
-        await asyncio.sleep(every)
+    return await wait_until_async(check, timeout, every, message="condition")
 
 
 def rollout_state(http: httpx.AsyncClient) -> Callable[[], Awaitable[dict[str, Any]]]:

@@ -9,7 +9,6 @@ persisted step and promotes the candidate.
 from __future__ import annotations
 
 import asyncio
-import time
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -24,6 +23,9 @@ import pytest
 from registry.models import Stage
 from registry.sqlite.store import open_registry
 from tests.support.gateway_process import GatewayProcess
+from tests.support.polling import wait_until_async
+
+pytestmark = pytest.mark.slow  # a rollout across a real server crash
 
 MODEL, CHAMPION, CANDIDATE = "churn", "1.0.0", "1.1.0"
 TOKEN = "uvicorn-lifecycle-token"
@@ -114,13 +116,7 @@ async def rollout(url: str) -> dict[str, Any]:
 
 
 async def until(url: str, done: Any, timeout: float = 25.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        state = await rollout(url)
-        if done(state):
-            return state
-        assert time.monotonic() < deadline, state
-        await asyncio.sleep(0.1)
+    return await wait_until_async(lambda: rollout(url), timeout, 0.1, done=done, message="rollout")
 
 
 def leader_pid(home: Path) -> int:
@@ -148,10 +144,9 @@ async def test_a_rollout_survives_a_server_crash(home: Path, tmp_path: Path) -> 
     try:
         first.wait_ready()
         await require_wiring(first.url)
-        deadline = time.monotonic() + 10
-        while leader_pid(home) not in worker_pids(first):
-            assert time.monotonic() < deadline, "no worker took the lead"
-            await asyncio.sleep(0.1)
+        await wait_until_async(
+            lambda: leader_pid(home) in worker_pids(first), 10, 0.1, message="a worker leads"
+        )
         body = {
             "candidate": CANDIDATE,
             "steps": [20, 50, 100],

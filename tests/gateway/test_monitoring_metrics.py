@@ -11,17 +11,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.app import create_app
 from gateway.monitoring.metrics.prometheus import MetricsRegistry
-from gateway.settings import Settings
 from registry.models import Deployment, Route, Shadow
 from registry.sqlite.store import open_registry
+from tests.support.asgi_app import InProcessApp, running_gateway
 
 TOKEN = "metrics-token"
 ROWS = np.array(
@@ -31,9 +29,9 @@ ROWS = np.array(
 
 
 class Gateway:
-    def __init__(self, app, http: httpx.AsyncClient, home: Path) -> None:
-        self.app, self.http, self.home = app, http, home
-        self.state = app.state.gateway
+    def __init__(self, served: InProcessApp, home: Path) -> None:
+        self.app, self.http, self.home = served.app, served.http, home
+        self.state, self.change = served.state, served.change
 
     async def metrics(self) -> dict[tuple[str, frozenset], float]:
         response = await self.http.get("/metrics")
@@ -45,23 +43,12 @@ class Gateway:
                 out[(sample.name, frozenset(sample.labels.items()))] = sample.value
         return out
 
-    async def change(self, action) -> None:
-        registry = await open_registry(self.home)
-        try:
-            await action(registry)
-        finally:
-            await registry.close()
-        await self.state.publisher.refresh()
-
 
 @pytest.fixture
 async def gateway(zoo_home) -> AsyncIterator[Gateway]:
-    settings = Settings.from_environ({}, home=str(zoo_home), admin_token=TOKEN)
-    app = create_app(settings, metrics=MetricsRegistry(multiprocess_dir=None))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            yield Gateway(app, http, zoo_home)
+    metrics = MetricsRegistry(multiprocess_dir=None)
+    async with running_gateway(zoo_home, TOKEN, metrics=metrics) as served:
+        yield Gateway(served, zoo_home)
 
 
 def value(samples, name: str, **labels) -> float | None:
@@ -202,23 +189,18 @@ async def test_weights_follow_each_publish_and_unloads_remove_series(gateway):
 
 
 async def test_shadow_agreement_and_dropped_copies(zoo_home):
-    settings = Settings.from_environ({}, home=str(zoo_home), admin_token=TOKEN, shadow_queue=1)
-    app = create_app(settings, metrics=MetricsRegistry(multiprocess_dir=None))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            gateway = Gateway(app, http, zoo_home)
-            mirrored = Deployment(model="clf", shadows=(Shadow("1.1.0", 1.0),))
-            await gateway.change(lambda r: r.set_deployment(mirrored))
-            body = {"instances": ROWS.tolist()}
-            answers = await asyncio.gather(
-                *(http.post("/predict/clf", json=body) for _ in range(40))
-            )
-            assert all(a.status_code == 200 for a in answers)
-            await gateway.state.mirror.join()
-            (stats,) = gateway.state.mirror.stats_of("clf")
-            gateway.state.monitoring.tasks.tick()
-            m = await gateway.metrics()
+    metrics = MetricsRegistry(multiprocess_dir=None)
+    async with running_gateway(zoo_home, TOKEN, metrics=metrics, shadow_queue=1) as served:
+        gateway, http = Gateway(served, zoo_home), served.http
+        mirrored = Deployment(model="clf", shadows=(Shadow("1.1.0", 1.0),))
+        await gateway.change(lambda r: r.set_deployment(mirrored))
+        body = {"instances": ROWS.tolist()}
+        answers = await asyncio.gather(*(http.post("/predict/clf", json=body) for _ in range(40)))
+        assert all(a.status_code == 200 for a in answers)
+        await gateway.state.mirror.join()
+        (stats,) = gateway.state.mirror.stats_of("clf")
+        gateway.state.monitoring.tasks.tick()
+        m = await gateway.metrics()
     agreement = value(m, "modelgate_shadow_agreement_ratio", model="clf", version="1.1.0")
     assert agreement == pytest.approx(stats.agreement)
     assert 0.0 <= agreement <= 1.0 and stats.label_rows > 0
@@ -236,41 +218,32 @@ async def test_shadow_agreement_and_dropped_copies(zoo_home):
 
 
 async def test_monitoring_off_binds_nothing(zoo_home):
-    settings = Settings.from_environ(
-        {"MODELGATE_MONITORING": "off"}, home=str(zoo_home), admin_token=TOKEN
-    )
     registry = MetricsRegistry(multiprocess_dir=None)
-    app = create_app(settings, metrics=registry)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            assert (await http.post("/predict/clf", json={"instances": ROWS.tolist()})).is_success
-            variant = app.state.gateway.holder.current.models["clf"].primary
-            assert variant.recorder is None
-            assert app.state.gateway.monitoring is None and app.state.gateway.feedback is None
-            assert (await http.get("/metrics")).status_code == 200
-            assert registry.variants() == []
+    off = {"MODELGATE_MONITORING": "off"}
+    async with running_gateway(zoo_home, TOKEN, metrics=registry, environ=off) as served:
+        http, app = served.http, served.app
+        assert (await http.post("/predict/clf", json={"instances": ROWS.tolist()})).is_success
+        variant = app.state.gateway.holder.current.models["clf"].primary
+        assert variant.recorder is None
+        assert app.state.gateway.monitoring is None and app.state.gateway.feedback is None
+        assert (await http.get("/metrics")).status_code == 200
+        assert registry.variants() == []
 
 
 @pytest.mark.parametrize("mode", ["inline", "thread"])
 async def test_merged_batches_are_recorded_once_per_onnxruntime_call(zoo_home, mode):
-    settings = Settings.from_environ({}, home=str(zoo_home), admin_token=TOKEN, inference_mode=mode)
-    app = create_app(settings, metrics=MetricsRegistry(multiprocess_dir=None))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            gateway = Gateway(app, http, zoo_home)
-            body = {"instances": ROWS[:2].tolist()}
-            answers = await asyncio.gather(
-                *(http.post("/predict/clf", json=body) for _ in range(20))
-            )
-            assert all(a.status_code == 200 for a in answers)
-            variant = gateway.state.holder.current.models["clf"].primary
-            assert variant.batcher.mode == mode
-            m = await gateway.metrics()
-            drift = await http.get(
-                "/admin/models/clf/drift", headers={"authorization": f"Bearer {TOKEN}"}
-            )
+    metrics = MetricsRegistry(multiprocess_dir=None)
+    async with running_gateway(zoo_home, TOKEN, metrics=metrics, inference_mode=mode) as served:
+        gateway, http = Gateway(served, zoo_home), served.http
+        body = {"instances": ROWS[:2].tolist()}
+        answers = await asyncio.gather(*(http.post("/predict/clf", json=body) for _ in range(20)))
+        assert all(a.status_code == 200 for a in answers)
+        variant = gateway.state.holder.current.models["clf"].primary
+        assert variant.batcher.mode == mode
+        m = await gateway.metrics()
+        drift = await http.get(
+            "/admin/models/clf/drift", headers={"authorization": f"Bearer {TOKEN}"}
+        )
     calls = value(m, "modelgate_batch_size_count", model="clf", version="1.0.0")
     assert calls == variant.batcher.batches and 1 <= calls <= 20
     assert value(m, "modelgate_batch_size_sum", model="clf", version="1.0.0") == 40

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,11 +14,12 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.app import create_app
 from gateway.monitoring.metrics.prometheus import MetricsRegistry
-from gateway.settings import Settings
 from registry.models import Stage
 from registry.sqlite.store import open_registry
+from tests.support.asgi_app import running_gateway
+from tests.support.polling import wait_until_async
+from tests.support.registry_copy import build_template, private_copy
 
 TOKEN = "reports-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -50,24 +50,19 @@ async def _build_wide(root: Path) -> None:
 @pytest.fixture(scope="module")
 def wide_template(tmp_path_factory) -> Path:
     """A registry with "wide": 10 standard-normal features, reference from 5,000 rows."""
-    root = tmp_path_factory.mktemp("wide") / "home"
-    asyncio.run(_build_wide(root))
-    return root
+    return build_template(tmp_path_factory, "wide", _build_wide)
 
 
 async def _client(home: Path, **overrides) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings.from_environ({}, home=str(home), admin_token=TOKEN, **overrides)
-    app = create_app(settings, metrics=MetricsRegistry(multiprocess_dir=None))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            http.app = app  # type: ignore[attr-defined]
-            yield http
+    metrics = MetricsRegistry(multiprocess_dir=None)
+    async with running_gateway(home, TOKEN, metrics=metrics, **overrides) as served:
+        served.http.app = served.app  # type: ignore[attr-defined]
+        yield served.http
 
 
 @pytest.fixture
 async def wide(wide_template, tmp_path) -> AsyncIterator[httpx.AsyncClient]:
-    home = Path(shutil.copytree(wide_template, tmp_path / "home"))
+    home = private_copy(wide_template, tmp_path)
     async for http in _client(home, ring_capacity=1000, drift_interval_s=0.1):
         yield http
 
@@ -118,11 +113,13 @@ async def test_half_sigma_shift_in_three_features_is_flagged(wide):
 
     # the timer exports the same PSI values as gauges (once a tick has run on the full
     # shifted window: a tick during the send saw part of it)
-    for _ in range(100):
-        psi = gauges((await wide.get("/metrics")).text, "modelgate_feature_psi")
-        if len(psi) == N_FEATURES and psi["x5"] == pytest.approx(by_name["x5"]["psi"]):
-            break
-        await asyncio.sleep(0.05)
+    async def psi_gauges() -> dict[str, float]:
+        return gauges((await wide.get("/metrics")).text, "modelgate_feature_psi")
+
+    def complete(psi: dict[str, float]) -> bool:
+        return len(psi) == N_FEATURES and psi["x5"] == pytest.approx(by_name["x5"]["psi"])
+
+    psi = await wait_until_async(psi_gauges, 5.0, 0.05, done=complete)
     assert {name for name, value in psi.items() if value >= 0.2} == set(SHIFTED)
     assert psi["x5"] == pytest.approx(by_name["x5"]["psi"])
     predicted = gauges((await wide.get("/metrics")).text, "modelgate_prediction_psi")
@@ -213,10 +210,7 @@ async def test_low_confidence_warning_is_rate_limited(zoo_home, caplog):
             messages = [record.getMessage() for record in caplog.records]
             return [m for m in messages if "confidence below" in m]
 
-        for _ in range(100):
-            if warnings_seen():
-                break
-            await asyncio.sleep(0.05)
+        await wait_until_async(warnings_seen, 5.0, 0.05)
         # more low-confidence traffic and several more timer ticks: still one warning
         for _ in range(3):
             assert (await http.post("/predict/clf", json={"instances": [LOW] * 10})).is_success

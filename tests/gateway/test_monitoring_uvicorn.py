@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import orjson
@@ -17,7 +16,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.cli import monitor_commands
 from gateway.cli.output import CLIError
-from tests.support.gateway_process import GatewayProcess, free_port
+from tests.support.gateway_process import GatewayProcess, free_port, running_server
+from tests.support.polling import wait_until
+from tests.support.registry_copy import private_copy
+
+pytestmark = pytest.mark.slow  # a two-worker `modelgate serve` and promtool
 
 TOKEN = "uvicorn-monitoring-token"
 ROW = [0.5, -1.0, 0.25, 2.0]
@@ -27,19 +30,14 @@ N_REQUESTS = 60
 @pytest.fixture(scope="module")
 def server(zoo_template, tmp_path_factory) -> Iterator[GatewayProcess]:
     root = tmp_path_factory.mktemp("monitoring-serve")
-    home = Path(shutil.copytree(zoo_template, root / "home"))
-    running = GatewayProcess(
-        home,
+    with running_server(
+        private_copy(zoo_template, root),
         root / "server.log",
         ["--workers", "2"],
         env={"MODELGATE_DRIFT_INTERVAL_S": "0.5"},
         token=TOKEN,
-    )
-    try:
-        running.wait_ready()
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +65,6 @@ def test_metrics_of_both_workers_add_up_and_pass_promtool(server, served):
     # each worker numbers its own ids after a random per-process prefix
     assert len({rid.split("-")[0] for rid in served}) == 2
     ok = frozenset({"model": "clf", "version": "1.0.0", "route": "weighted", "code": "200"}.items())
-    deadline = time.monotonic() + 30
 
     def classes(samples) -> float:
         return sum(
@@ -75,11 +72,12 @@ def test_metrics_of_both_workers_add_up_and_pass_promtool(server, served):
             if name == "modelgate_predictions_total" and ("version", "1.0.0") in labels
         )  # fmt: skip
 
-    while time.monotonic() < deadline:  # every worker flushes within a second or two
-        text, samples = scrape(server)
-        if samples.get(("modelgate_requests_total", ok)) == N_REQUESTS == classes(samples):
-            break
-        time.sleep(0.2)
+    def flushed(scraped) -> bool:
+        samples = scraped[1]
+        return samples.get(("modelgate_requests_total", ok)) == N_REQUESTS == classes(samples)
+
+    # every worker flushes within a second or two
+    text, samples = wait_until(lambda: scrape(server), 30, 0.2, done=flushed)
     assert samples.get(("modelgate_requests_total", ok)) == N_REQUESTS
     assert classes(samples) == N_REQUESTS
     loaded = frozenset({"model": "clf", "version": "1.0.0"}.items())

@@ -6,11 +6,8 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
-import shutil
 import socket
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -21,7 +18,11 @@ import tritonclient.http as triton
 
 from registry.models import Stage
 from registry.sqlite.store import open_registry
-from tests.support.gateway_process import GatewayProcess
+from tests.support.gateway_process import GatewayProcess, running_server
+from tests.support.polling import wait_until
+from tests.support.registry_copy import private_copy
+
+pytestmark = pytest.mark.slow  # real `modelgate serve` processes
 
 ROWS = np.array([[0.5, -1.0, 0.25, 2.0], [-0.3, 0.8, -1.5, 0.1], [1.2, 0.4, 0.0, -0.7]], np.float32)
 
@@ -29,13 +30,8 @@ ROWS = np.array([[0.5, -1.0, 0.25, 2.0], [-0.3, 0.8, -1.5, 0.1], [1.2, 0.4, 0.0,
 @pytest.fixture(scope="module")
 def server(zoo_template, tmp_path_factory) -> Iterator[GatewayProcess]:
     root = tmp_path_factory.mktemp("serve")
-    home = Path(shutil.copytree(zoo_template, root / "home"))
-    running = GatewayProcess(home, root / "server.log")
-    try:
-        running.wait_ready()
+    with running_server(private_copy(zoo_template, root), root / "server.log") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +141,7 @@ def test_serve_demo_comes_up_and_answers_the_printed_curl(tmp_path):
 
 
 def test_serve_without_the_env_token_writes_the_token_file(zoo_template, tmp_path):
-    home = Path(shutil.copytree(zoo_template, tmp_path / "home"))
+    home = private_copy(zoo_template, tmp_path)
     server = GatewayProcess(home, tmp_path / "server.log", env={"MODELGATE_ADMIN_TOKEN": ""})
     try:
         server.wait_ready()
@@ -160,7 +156,7 @@ def test_serve_without_the_env_token_writes_the_token_file(zoo_template, tmp_pat
 
 
 def test_two_workers_converge_on_a_promotion(zoo_template, tmp_path):
-    home = Path(shutil.copytree(zoo_template, tmp_path / "home"))
+    home = private_copy(zoo_template, tmp_path)
     server = GatewayProcess(
         home, tmp_path / "server.log", ["--workers", "2"], env={"MODELGATE_POLL_INTERVAL_MS": "50"}
     )
@@ -180,17 +176,16 @@ def test_two_workers_converge_on_a_promotion(zoo_template, tmp_path):
                     await registry.close()
 
             asyncio.run(promote())
-            deadline = time.monotonic() + 30  # bounded wait, no timing asserted
-            while time.monotonic() < deadline:
-                versions = {
+
+            def versions() -> set[str]:
+                return {
                     # fresh connections spread the requests over both workers
                     httpx.post(f"{server.url}/predict/clf", content=row).headers["x-model-version"]
                     for _ in range(20)
                 }
-                if versions == {"1.1.0"}:
-                    break
-                time.sleep(0.1)
-            assert versions == {"1.1.0"}
+
+            served = wait_until(versions, 30, 0.1, done=lambda seen: seen == {"1.1.0"})
+            assert served == {"1.1.0"}
     finally:
         server.stop()
 

@@ -9,12 +9,14 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
+
+import pytest
 
 from registry.home import HomePaths
 from registry.models import NewVersion
 from registry.sqlite.store import open_registry
+from tests.support.polling import wait_until
 
 KILLED_BEFORE_COMMIT = """
 import asyncio, os, signal, sys
@@ -173,11 +175,12 @@ async def test_two_processes_registering_at_once_get_distinct_versions(
     count = 6
     writers = [_python(WRITER, str(home.root), name, str(count), str(go)) for name in ("a", "b")]
     # release both writers together once each has imported and opened the registry
-    deadline = time.monotonic() + 60
-    while not all(Path(f"{go}.{name}.ready").exists() for name in ("a", "b")):
-        assert time.monotonic() < deadline, "writers did not start"
+
+    def ready() -> bool:
         assert all(proc.poll() is None for proc in writers), "a writer died"
-        time.sleep(0.01)
+        return all(Path(f"{go}.{name}.ready").exists() for name in ("a", "b"))
+
+    wait_until(ready, 60, 0.01, message="writers did not start")
     go.touch()
     results = []
     for proc in writers:
@@ -223,6 +226,7 @@ async def test_a_writer_waits_for_another_connections_write_lock(
         await store.close()
 
 
+@pytest.mark.slow
 def test_two_processes_opening_a_new_registry_together_both_succeed(tmp_path: Path) -> None:
     # switching the new file to WAL: SQLite says "database is locked" without waiting when
     # the other process holds the lock (it failed about one pair in 20 before the retry)

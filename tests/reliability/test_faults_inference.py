@@ -24,10 +24,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from gateway.app import create_app
-from gateway.settings import Settings
 from registry.models import Deployment, NewVersion, Shadow, Stage
 from registry.sqlite.store import open_registry
+from tests.support.asgi_app import running_gateway
 
 TOKEN = "faults-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -101,21 +100,16 @@ async def poison_home(zoo_home: Path) -> Path:
 
 @pytest.fixture
 async def http(poison_home: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings.from_environ(
-        {},
-        home=str(poison_home),
-        admin_token=TOKEN,
+    async with running_gateway(
+        poison_home,
+        TOKEN,
         poll_interval_ms=20,
         inference_mode="inline",
         max_batch_delay_ms=50.0,
         max_batch_size=64,
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-            client.app_state = app.state.gateway  # type: ignore[attr-defined]
-            yield client
+    ) as served:
+        served.http.app_state = served.state  # type: ignore[attr-defined]
+        yield served.http
 
 
 def metric(text: str, name: str, **labels: str) -> float:

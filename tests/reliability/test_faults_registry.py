@@ -9,7 +9,7 @@
   registration fails cleanly, no artifact, no row, the running gateway is unaffected.
 
 The same corruption while the server runs (a traffic change refused and undone) is covered
-by tests/gateway/test_hotswap_uvicorn.py and tests/gateway/controlplane/test_admin_refusals.py.
+by tests/gateway/test_hotswap_uvicorn.py and tests/gateway/admin/test_refusals.py.
 """
 
 from __future__ import annotations
@@ -34,20 +34,18 @@ import pandas as pd
 import pytest
 
 from registry.sqlite.store import open_registry
-from tests.support.gateway_process import GatewayProcess
+from tests.support.gateway_process import GatewayProcess, running_server
+
+pytestmark = pytest.mark.slow  # real servers on a full, locked or corrupted registry
 
 ROW = {"instances": [[0.5, -1.0, 0.25, 2.0]]}
 
 
 @pytest.fixture
 def server(zoo_home: Path, tmp_path: Path) -> Iterator[GatewayProcess]:
-    gateway = GatewayProcess(
-        zoo_home, tmp_path / "server.log", env={"MODELGATE_POLL_INTERVAL_MS": "50"}
-    )
-    try:
-        yield gateway.wait_ready()
-    finally:
-        gateway.stop()
+    env = {"MODELGATE_POLL_INTERVAL_MS": "50"}
+    with running_server(zoo_home, tmp_path / "server.log", env=env) as gateway:
+        yield gateway
 
 
 def registry_snapshot(home: Path) -> dict:

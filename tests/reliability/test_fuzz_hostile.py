@@ -8,21 +8,19 @@ a 5xx, and the app still predicts correctly afterwards.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
 import orjson
 import pytest
 
-from gateway.app import create_app
-from gateway.settings import Settings
-from tests.support.gateway_process import GatewayProcess
+from tests.support.asgi_app import running_gateway
+from tests.support.gateway_process import GatewayProcess, running_server
+from tests.support.registry_copy import private_copy
 
 ROW = [0.5, -1.0, 0.25, 2.0]
 GOOD = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": ROW}]}
@@ -30,12 +28,8 @@ GOOD = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data"
 
 @pytest.fixture
 async def hostile_client(zoo_home) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings.from_environ({}, home=str(zoo_home), admin_token="secret")
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            yield http
+    async with running_gateway(zoo_home, "secret") as served:
+        yield served.http
 
 
 def refused(answer: httpx.Response, *statuses: int) -> str:
@@ -199,12 +193,9 @@ def _dumps(doc) -> bytes:
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory, zoo_template) -> Iterator[GatewayProcess]:
     root = tmp_path_factory.mktemp("slow")
-    home = Path(shutil.copytree(zoo_template, root / "home"))
-    server = GatewayProcess(home, root / "server.log", ["--workers", "1"], token="slow")
-    try:
-        yield server.wait_ready()
-    finally:
-        server.stop()
+    home = private_copy(zoo_template, root)
+    with running_server(home, root / "server.log", ["--workers", "1"], token="slow") as server:
+        yield server
 
 
 def _dribble(port: int, body: bytes, pieces: int, pause_s: float, out: dict) -> None:
@@ -225,6 +216,7 @@ def _dribble(port: int, body: bytes, pieces: int, pause_s: float, out: dict) -> 
     out["answer"] = answer
 
 
+@pytest.mark.slow
 def test_slow_bodies_are_served_and_do_not_block_other_clients(slow_server) -> None:
     body = orjson.dumps(GOOD)
     out: dict = {}
@@ -243,6 +235,7 @@ def test_slow_bodies_are_served_and_do_not_block_other_clients(slow_server) -> N
         assert orjson.loads(payload)["outputs"] == direct["outputs"]
 
 
+@pytest.mark.slow
 def test_abandoned_and_slow_header_clients_leave_the_server_healthy(slow_server) -> None:
     # a body shorter than its Content-Length, then the client goes away
     with socket.create_connection(("127.0.0.1", slow_server.port), timeout=10) as sock:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -41,7 +40,10 @@ from schemathesis.specs.openapi.checks import (
 
 from gateway.openapi.document import build_document
 from registry.sqlite.store import open_registry
-from tests.support.gateway_process import GatewayProcess
+from tests.support.gateway_process import GatewayProcess, running_server
+from tests.support.registry_copy import private_copy
+
+pytestmark = pytest.mark.slow  # schemathesis against a two-worker server
 
 TOKEN = "fuzz-token"
 EXAMPLES = int(os.environ.get("MODELGATE_FUZZ_EXAMPLES", "15"))
@@ -116,12 +118,9 @@ def fuzz_document() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory, zoo_template) -> Iterator[GatewayProcess]:
     root = tmp_path_factory.mktemp("fuzz")
-    home = Path(shutil.copytree(zoo_template, root / "home"))
-    server = GatewayProcess(home, root / "server.log", ["--workers", "2"], token=TOKEN)
-    try:
-        yield server.wait_ready()
-    finally:
-        server.stop()
+    home = private_copy(zoo_template, root)
+    with running_server(home, root / "server.log", ["--workers", "2"], token=TOKEN) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

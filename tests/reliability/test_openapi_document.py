@@ -15,6 +15,7 @@ from gateway.app import create_app
 from gateway.openapi.document import build_document
 from gateway.openapi.endpoints import render_docs
 from gateway.settings import Settings
+from tests.support.asgi_app import running
 
 TOKEN = "openapi-secret"
 METHODS = {"GET", "PUT", "POST", "DELETE", "PATCH"}
@@ -46,11 +47,8 @@ def _documented(document) -> set[tuple[str, str]]:
 
 @pytest.fixture
 async def openapi_client(zoo_home) -> AsyncIterator[httpx.AsyncClient]:
-    app = _app(zoo_home)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            yield http
+    async with running(_app(zoo_home)) as served:
+        yield served.http
 
 
 def test_every_route_is_documented_and_every_operation_exists(zoo_home) -> None:

@@ -26,6 +26,8 @@ from gateway.dataplane.codecs.predict import decode_predict_request
 from gateway.dataplane.signature import ModelSignature
 from gateway.errors import InputError
 
+pytestmark = pytest.mark.slow  # hypothesis, hundreds of examples per property
+
 MAX_ROWS = 64
 FEATURES = ["a", "b", "c", "d"]
 NUMERIC = ModelSignature.from_schema(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,10 @@ from gateway.admin.auth import AdminAuth
 from registry.artifacts import ArtifactStore
 from registry.errors import RegistryError
 from registry.sqlite.store import open_registry
-from tests.support.gateway_process import GatewayProcess
+from tests.support.gateway_process import GatewayProcess, running_server
+from tests.support.registry_copy import private_copy
+
+pytestmark = pytest.mark.slow  # a real `modelgate serve` on loopback
 
 TOKEN = "s3cr3t-Admin-Token-0123456789"
 BODY = b'{"instances":[[0.5,-1.0,0.25,2.0]]}'
@@ -36,12 +38,9 @@ def server(
     zoo_template: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
     root = tmp_path_factory.mktemp("security")
-    home = Path(shutil.copytree(zoo_template, root / "home"))
-    gateway = GatewayProcess(home, root / "server.log", token=TOKEN).wait_ready()
-    try:
+    home = private_copy(zoo_template, root)
+    with running_server(home, root / "server.log", token=TOKEN) as gateway:
         yield gateway
-    finally:
-        gateway.stop()
 
 
 def raw(

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks.soak import soak
+
+pytestmark = pytest.mark.slow  # the soak harness against a real two-worker server
 
 
 def test_a_short_soak_keeps_every_invariant(zoo_template, tmp_path):

@@ -7,11 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from tests.support.polling import wait_until
 
 
 def free_port() -> int:
@@ -63,17 +65,17 @@ class GatewayProcess:
         return {"Authorization": f"Bearer {self.token}"}
 
     def wait_ready(self, timeout_s: float = 120.0) -> GatewayProcess:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server not ready:\n{self.log.read_text()}")
+        if not wait_until(self._ready, timeout_s, 0.1):
+            raise AssertionError(f"server not ready:\n{self.log.read_text()}")
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"server exited:\n{self.log.read_text()}")
+        try:
+            return httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def kill(self) -> None:
         """A crash: every process of the server at once, no shutdown code runs."""
@@ -92,3 +94,19 @@ class GatewayProcess:
     def fresh(self, method: str, path: str, **kwargs) -> httpx.Response:
         """One request on a new connection (so successive ones spread over the workers)."""
         return httpx.request(method, f"{self.url}{path}", timeout=10, **kwargs)
+
+
+@contextmanager
+def running_server(
+    home: Path,
+    log: Path,
+    args: Sequence[str] = (),
+    env: Mapping[str, str | None] | None = None,
+    token: str = "tok",
+) -> Iterator[GatewayProcess]:
+    """A ``GatewayProcess`` once it is ready, stopped when the block ends."""
+    server = GatewayProcess(home, log, args, env, token=token)
+    try:
+        yield server.wait_ready()
+    finally:
+        server.stop()

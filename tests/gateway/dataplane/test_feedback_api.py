@@ -9,22 +9,18 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.app import create_app
 from gateway.monitoring.metrics.prometheus import MetricsRegistry
-from gateway.settings import Settings
+from tests.support.asgi_app import running_gateway
 
 ROWS = [[0.5, -1.0, 0.25, 2.0], [3.0, 2.0, 0.0, 0.0], [-2.5, -1.0, 1.0, 0.5], [-3.0, 0.1, 0.0, 0.0]]
 
 
 @pytest.fixture
 async def client(zoo_home) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings.from_environ({}, home=str(zoo_home), admin_token="tok")
-    app = create_app(settings, metrics=MetricsRegistry(multiprocess_dir=None))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            http.state = app.state.gateway  # type: ignore[attr-defined]
-            yield http
+    metrics = MetricsRegistry(multiprocess_dir=None)
+    async with running_gateway(zoo_home, "tok", metrics=metrics) as served:
+        served.http.state = served.state  # type: ignore[attr-defined]
+        yield served.http
 
 
 async def predict(http: httpx.AsyncClient, rows, request_id: str | None = None, model="clf"):
@@ -134,10 +130,7 @@ async def test_malformed_bodies_are_400(client, body, fragment):
 async def test_unknown_model_and_monitoring_off(client, zoo_home):
     missing = await client.post("/v2/models/nope/feedback", json={"id": "x", "label": 1})
     assert missing.status_code == 404
-    settings = Settings.from_environ({}, home=str(zoo_home), admin_token="tok", monitoring=False)
-    app = create_app(settings, metrics=MetricsRegistry(multiprocess_dir=None))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            off = await http.post("/v2/models/clf/feedback", json={"id": "x", "label": 1})
+    metrics = MetricsRegistry(multiprocess_dir=None)
+    async with running_gateway(zoo_home, "tok", metrics=metrics, monitoring=False) as served:
+        off = await served.http.post("/v2/models/clf/feedback", json={"id": "x", "label": 1})
     assert off.status_code == 503 and "MODELGATE_MONITORING" in off.json()["error"]

@@ -49,6 +49,7 @@ def _stream(window: PredictionWindow, rows: np.ndarray, batch: int = 50) -> None
         window.record(chunk, None, np.zeros(chunk.shape[0]), None, 0.001)
 
 
+@pytest.mark.slow
 def test_stationary_stream_is_not_flagged(population: Population, make_reference) -> None:
     ref = _reference(population, make_reference)
     window = PredictionWindow(ref, capacity=1000)
@@ -84,6 +85,7 @@ def test_half_sd_shift_in_three_features_is_flagged_within_one_window(
             assert feature.psi >= 0.2 and feature.pvalue < 1e-10 and feature.test == "ks"
 
 
+@pytest.mark.slow
 def test_detection_rate_of_a_half_sd_shift(population: Population, make_reference) -> None:
     # half a standard deviation is right at the threshold (binned population PSI 0.238);
     # with 1,000-row windows the sampling noise (sd ~0.03) lets ~6 % of shifted features

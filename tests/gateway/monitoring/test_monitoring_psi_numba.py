@@ -103,6 +103,7 @@ def test_ring_wraparound_keeps_psi_equal_to_numpy(make_reference) -> None:
             assert live[j] == pytest.approx(numpy_psi, abs=1e-9, nan_ok=True)
 
 
+@pytest.mark.slow
 def test_warmup_leaves_nothing_to_compile_on_the_request_path() -> None:
     # a fresh interpreter, so that no other test has compiled anything for us
     script = textwrap.dedent(

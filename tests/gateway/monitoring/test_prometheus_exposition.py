@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 
-import httpx
 import numpy as np
 import pytest
 from prometheus_client import generate_latest
@@ -22,6 +20,8 @@ from gateway.monitoring.metrics.prometheus import (
     MetricsEndpoint,
     MetricsRegistry,
 )
+from tests.support.asgi_app import asgi_client
+from tests.support.polling import wait_until_async
 
 CONTRACT = {
     "modelgate_requests_total": "counter",
@@ -308,8 +308,7 @@ async def test_metrics_endpoint_flushes_and_serves_the_text_format(
     vm = metrics.bind_variant("iris", "1.0.0", IRIS)
     vm.record_request(ROUTE_WEIGHTED, 200, 120_000)
     app = Starlette(routes=[Route("/metrics", MetricsEndpoint(metrics), methods=["GET"])])
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+    async with asgi_client(app) as client:
         response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"] == CONTENT_TYPE_LATEST
@@ -328,10 +327,7 @@ async def test_flusher_task_flushes_periodically_and_on_stop(metrics: MetricsReg
         parsed = samples(generate_latest(metrics.exposition).decode())
         return value(parsed, "modelgate_requests_total", **V, route="weighted", code="200")
 
-    for _ in range(500):  # the flusher runs without anyone scraping
-        if scraped() == 1:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until_async(scraped, 5.0, 0.01, done=lambda n: n == 1)  # nobody scrapes
     assert scraped() == 1
     vm.record_request(ROUTE_WEIGHTED, 200, 1_000)
     await metrics.stop()
@@ -357,8 +353,7 @@ async def test_the_module_endpoint_serves_the_process_registry() -> None:
     try:
         vm.record_request(ROUTE_URL, 200, 5_000)
         app = Starlette(routes=[Route("/metrics", metrics_endpoint, methods=["GET"])])
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        async with asgi_client(app) as client:
             response = await client.get("/metrics")
         parsed = samples(response.text)
         labels = {"model": "endpoint-test", "version": "1.0.0", "route": "url", "code": "200"}

@@ -181,6 +181,7 @@ def test_unbinding_in_multiprocess_mode_leaves_values_that_read_as_gone(
     worker.stop()
 
 
+@pytest.mark.slow
 def test_sweep_drops_the_gauge_files_of_processes_that_are_gone(
     directory: Path, workers: list[Worker]
 ) -> None:

@@ -18,8 +18,10 @@ from gateway.retraining.api import retraining
 from gateway.retraining.policy import REASONS, RetrainingInputs
 from gateway.retraining.trigger import RetrainingMonitor, TriggerConfig
 from gateway.settings import Settings
-from registry.models import NewVersion, Stage
+from registry.models import Stage
 from registry.sqlite.store import SqliteRegistry, open_registry
+from tests.support.asgi_app import asgi_client
+from tests.support.fake_versions import add_version
 
 TOKEN = "retraining-test-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -45,10 +47,7 @@ async def live_inputs(model: str, version: str) -> RetrainingInputs:
 async def registry(tmp_path: Path) -> AsyncIterator[SqliteRegistry]:
     store = await open_registry(tmp_path / "home")
     for model, stage in (("churn", Stage.PRODUCTION), ("draft", Stage.STAGING)):
-        sha, size = store.artifacts.put(f"onnx-{model}".encode())
-        new = NewVersion(sha, size, {"task": "classification", "features": []})
-        await store.register_version(model, new, version="1.0.0")
-        await store.set_stage(model, "1.0.0", stage)
+        await add_version(store, model, "1.0.0", stage)
     try:
         yield store
     finally:
@@ -60,7 +59,7 @@ def make_client(tmp_path: Path, state: AppState) -> httpx.AsyncClient:
     app = Starlette(
         routes=[Route("/admin/models/{name}/retraining", endpoint, methods=["GET", "PUT"])]
     )
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    return asgi_client(app)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from gateway.coordination.leader import LeaderElection
 from gateway.rollout.api import metrics_of
 from gateway.rollout.external_rollbacks import ExternalRollbacks, counted_by_the_api
 from registry.sqlite.store import open_registry
+from tests.support.polling import wait_until_async
 
 
 def test_the_api_actors_are_recognised():
@@ -89,10 +90,7 @@ async def test_a_running_server_counts_a_cli_rollback_once(fast_lifecycle, admin
     home = ["--home", str(admin_gw.home)]
     for argv in (["switch", "clf", "1.1.0", *home], ["rollback", "clf", *home]):
         assert await asyncio.to_thread(cli_main.main, argv) == 0  # another "process"
-    for _ in range(400):  # the leader's tick is 50 ms here
-        if manual() > before:
-            break
-        await asyncio.sleep(0.025)
+    await wait_until_async(manual, 10.0, 0.025, done=lambda n: n > before)  # 50 ms ticks
     assert manual() == before + 1
     rolled = await admin_gw.http.post("/admin/models/clf/rollback")
     assert rolled.status_code == 200, rolled.text

@@ -18,8 +18,10 @@ from gateway.retraining.delivery import RetryPolicy
 from gateway.retraining.policy import RetrainingInputs
 from gateway.retraining.trigger import RetrainingMonitor, TriggerConfig
 from registry.home import HomePaths
-from registry.models import NewVersion, Stage
+from registry.models import Stage
 from registry.sqlite.store import SqliteRegistry, open_registry
+from tests.support.fake_versions import add_version
+from tests.support.polling import wait_until_async
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 TRAINED = (NOW - timedelta(days=3)).date().isoformat()
@@ -103,15 +105,8 @@ def home(tmp_path: Path) -> HomePaths:
 @pytest.fixture
 async def registry(home: HomePaths) -> AsyncIterator[SqliteRegistry]:
     store = await open_registry(home)
-    sha, size = store.artifacts.put(b"onnx-churn")
-    new = NewVersion(
-        sha,
-        size,
-        {"task": "classification", "features": []},
-        lineage={"training": {"date": TRAINED}},
-    )
-    await store.register_version("churn", new, version="1.2.0")
-    await store.set_stage("churn", "1.2.0", Stage.PRODUCTION)
+    lineage = {"training": {"date": TRAINED}}
+    await add_version(store, "churn", "1.2.0", Stage.PRODUCTION, lineage=lineage)
     try:
         yield store
     finally:
@@ -361,9 +356,7 @@ async def test_per_model_overrides_change_the_decision_and_cooldown(
 async def test_a_model_without_production_is_not_evaluated(
     registry: SqliteRegistry, home: HomePaths, inputs: Inputs, clock: Clock
 ) -> None:
-    sha, size = registry.artifacts.put(b"onnx-other")
-    schema = {"task": "classification", "features": []}
-    await registry.register_version("other", NewVersion(sha, size, schema), version="1.0.0")
+    await add_version(registry, "other", "1.0.0")
     mon = monitor(registry, home, inputs, clock, webhook_url="http://127.0.0.1:9/")
     assert await mon.evaluate("other") is None
     with pytest.raises(Conflict, match="no production version"):
@@ -407,15 +400,11 @@ async def test_the_background_task_fires_and_stops_cleanly(
     )
     mon.start()
     try:
-        for _ in range(1000):
-            if await registry.audit(model="churn", action="retraining_trigger"):
-                break
-            await asyncio.sleep(0.01)
-        passes = len(inputs.calls)
-        for _ in range(1000):  # a few more positive evaluations
-            if len(inputs.calls) >= passes + 5:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until_async(
+            lambda: registry.audit(model="churn", action="retraining_trigger"), 10.0, 0.01
+        )
+        passes = len(inputs.calls)  # then a few more positive evaluations
+        await wait_until_async(lambda: len(inputs.calls) >= passes + 5, 10.0, 0.01)
     finally:
         await mon.stop()
     assert len(inputs.calls) >= passes + 5

@@ -20,8 +20,10 @@ from gateway.rollout.controller import RolloutController, Rollouts
 from gateway.rollout.metrics import PrometheusRolloutMetrics
 from gateway.rollout.state import ROLLED_BACK, RolloutState
 from registry.home import HomePaths
-from registry.models import Deployment, NewVersion, Route, Stage
+from registry.models import Deployment, Route, Stage
 from registry.sqlite.store import SqliteRegistry, open_registry
+from tests.support.fake_versions import add_version
+from tests.support.polling import wait_until_async
 
 MODEL, CHAMPION, CANDIDATE = "churn", "1.0.0", "1.1.0"
 GOOD = VariantIntervalStats(
@@ -60,14 +62,6 @@ class ScriptedStats:
         return self.by_version[version]
 
 
-async def add_version(registry: SqliteRegistry, version: str, stage: Stage | None) -> None:
-    sha, size = registry.artifacts.put(f"onnx-bytes-{version}".encode())
-    schema = {"task": "classification", "features": []}
-    await registry.register_version(MODEL, NewVersion(sha, size, schema), version=version)
-    if stage is not None:
-        await registry.set_stage(MODEL, version, stage)
-
-
 @pytest.fixture
 def home(tmp_path: Path) -> HomePaths:
     return HomePaths(tmp_path / "home")
@@ -76,8 +70,8 @@ def home(tmp_path: Path) -> HomePaths:
 @pytest.fixture
 async def registry(home: HomePaths) -> AsyncIterator[SqliteRegistry]:
     store = await open_registry(home)
-    await add_version(store, CHAMPION, Stage.PRODUCTION)
-    await add_version(store, CANDIDATE, Stage.STAGING)
+    await add_version(store, MODEL, CHAMPION, Stage.PRODUCTION)
+    await add_version(store, MODEL, CANDIDATE, Stage.STAGING)
     try:
         yield store
     finally:
@@ -389,7 +383,7 @@ async def test_production_moved_underneath_aborts_and_leaves_traffic_alone(
 async def test_other_traffic_settings_survive_the_rollout(
     registry: SqliteRegistry, rollouts: Rollouts
 ) -> None:
-    await add_version(registry, "2.0.0", Stage.STAGING)
+    await add_version(registry, MODEL, "2.0.0", Stage.STAGING)
     await registry.set_deployment(
         Deployment(MODEL, routes=(Route(CHAMPION, 100.0),), sticky=True, challenger="2.0.0")
     )
@@ -415,10 +409,9 @@ async def test_the_run_loop_acts_only_as_leader(
         assert (await rollouts.get(MODEL)).step == 0
         held.release()
         await asyncio.wait_for(follower.elected.wait(), 10)
-        for _ in range(1000):
-            if (await rollouts.get(MODEL)).status != "running":
-                break
-            await asyncio.sleep(0.01)
+        await wait_until_async(
+            lambda: rollouts.get(MODEL), 10.0, 0.01, done=lambda r: r.status != "running"
+        )
         assert (await rollouts.get(MODEL)).status == "promoted"
     finally:
         await controller.stop()

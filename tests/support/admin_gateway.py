@@ -1,23 +1,18 @@
-"""Fixtures for the admin API tests: the real app (lifespan, publisher, watcher) on a copy
-of the zoo registry, with the admin routes appended when routes.py does not have them yet."""
+"""The real app with an admin client and an anonymous one, as the admin API tests drive it."""
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from starlette.applications import Starlette
 
-from gateway.app import create_app
-from gateway.settings import Settings
 from registry.sqlite.store import open_registry
+from tests.support.asgi_app import InProcessApp
 
 ADMIN_TOKEN = "admin-test-token"
+ADMIN_AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 ROW = {"instances": [[0.5, -1.0, 0.25, 2.0]]}
 
 
@@ -26,9 +21,9 @@ class AdminGateway:
 
     token = ADMIN_TOKEN
 
-    def __init__(self, app: Starlette, http: httpx.AsyncClient, anon: httpx.AsyncClient, home):
-        self.app, self.http, self.anon, self.home = app, http, anon, Path(home)
-        self.state = app.state.gateway
+    def __init__(self, served: InProcessApp, anon: httpx.AsyncClient, home: Path) -> None:
+        self.app, self.http, self.anon, self.home = served.app, served.http, anon, Path(home)
+        self.state = served.state
 
     async def served(self, n: int = 40, **headers: str) -> Counter[str]:
         """Versions answering ``n`` routed /predict/clf requests."""
@@ -55,20 +50,3 @@ class AdminGateway:
             }
         finally:
             await registry.close()
-
-
-@pytest.fixture
-async def admin_gw(zoo_home) -> AsyncIterator[AdminGateway]:
-    """clf 1.0.0 production, 1.1.0 staging, 2.0.0 registered (stage none); reg; mixed."""
-    settings = Settings.from_environ(
-        os.environ, home=str(zoo_home), admin_token=ADMIN_TOKEN, poll_interval_ms=20
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
-        async with (
-            httpx.AsyncClient(transport=transport, base_url="http://gw", headers=auth) as http,
-            httpx.AsyncClient(transport=transport, base_url="http://gw") as anon,
-        ):
-            yield AdminGateway(app, http, anon, zoo_home)

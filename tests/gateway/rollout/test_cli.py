@@ -10,8 +10,9 @@ import pytest
 
 from gateway.cli import main as cli_main
 from gateway.cli import rollout_command
-from registry.models import NewVersion, Stage
+from registry.models import Stage
 from registry.sqlite.store import open_registry
+from tests.support.fake_versions import add_version
 
 
 @pytest.fixture(autouse=True)
@@ -29,11 +30,7 @@ def home(tmp_path: Path) -> Path:
         store = await open_registry(tmp_path / "home")
         try:
             for version, stage in (("1.0.0", Stage.PRODUCTION), ("1.1.0", Stage.STAGING)):
-                sha, size = store.artifacts.put(f"onnx-{version}".encode())
-                schema = {"task": "classification", "features": []}
-                new = NewVersion(sha, size, schema)
-                await store.register_version("churn", new, version=version)
-                await store.set_stage("churn", version, stage)
+                await add_version(store, "churn", version, stage)
         finally:
             await store.close()
 

@@ -28,6 +28,7 @@ def test_profile_in_a_fresh_process_and_in_process(binary_case) -> None:
         assert profile["memory"]["method"].startswith("VmHWM")  # Linux
 
 
+@pytest.mark.slow
 def test_memory_delta_grows_with_the_model(binary_case) -> None:
     rng = np.random.default_rng(0)
     x = pd.DataFrame(rng.normal(size=(2000, 10)), columns=[f"f{i}" for i in range(10)])

@@ -10,27 +10,17 @@ import asyncio
 from contextlib import AsyncExitStack
 
 import httpx
-from starlette.applications import Starlette
 
-from gateway.app import create_app
-from gateway.settings import Settings
 from registry.sqlite.store import open_registry
-
-from .conftest import ADMIN_TOKEN, ROW
-
-AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+from tests.support.admin_gateway import ADMIN_AUTH, ADMIN_TOKEN, ROW
+from tests.support.asgi_app import running_gateway
 
 
 async def _worker(stack: AsyncExitStack, home) -> httpx.AsyncClient:
-    settings = Settings.from_environ(
-        {}, home=str(home), admin_token=ADMIN_TOKEN, poll_interval_ms=3_600_000
+    served = await stack.enter_async_context(
+        running_gateway(home, ADMIN_TOKEN, headers=ADMIN_AUTH, poll_interval_ms=3_600_000)
     )
-    app: Starlette = create_app(settings)
-    await stack.enter_async_context(app.router.lifespan_context(app))
-    transport = httpx.ASGITransport(app=app)
-    return await stack.enter_async_context(
-        httpx.AsyncClient(transport=transport, base_url="http://gw", headers=AUTH)
-    )
+    return served.http
 
 
 async def test_a_switch_on_one_worker_sees_a_version_staged_on_the_other(zoo_home) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from gateway.cli.output import CLIError
 from gateway.evaluation.gates import check_promotion
 from registry.errors import NotFound, RegistryError
 from registry.sqlite.store import open_registry
+from tests.support.registry_copy import build_template, private_copy
 
 from .conftest import binary_data
 
@@ -56,15 +55,13 @@ async def _build_registry(home: Path) -> None:
 
 @pytest.fixture(scope="module")
 def built_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("lifecycle-cli") / "home"
-    asyncio.run(_build_registry(home))
-    return home
+    return build_template(tmp_path_factory, "lifecycle-cli", _build_registry)
 
 
 @pytest.fixture
 def home(built_home: Path, tmp_path: Path) -> Path:
     """A private copy of the module's registry (tests store evaluations into it)."""
-    return Path(shutil.copytree(built_home, tmp_path / "home"))
+    return private_copy(built_home, tmp_path)
 
 
 @pytest.fixture
@@ -76,6 +73,7 @@ def eval_csv(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 async def test_evaluate_stores_and_writes_the_report(home, eval_csv, capsys) -> None:
     rc = await _run(
         "churn",
@@ -139,6 +137,7 @@ async def test_json_output_and_out_folder(home, eval_csv, tmp_path, capsys) -> N
     assert (out_dir / "evaluation.html").is_file()
 
 
+@pytest.mark.slow
 async def test_promotion_gate_on_cli_evaluations(home, eval_csv) -> None:
     for version in ("1.0.0", "1.1.0"):
         await _run(

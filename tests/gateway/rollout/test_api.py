@@ -16,8 +16,10 @@ from gateway.admin.auth import AdminAuth
 from gateway.admin.http import admin_endpoint
 from gateway.rollout.api import rollout
 from gateway.settings import Settings
-from registry.models import NewVersion, Stage
+from registry.models import Stage
 from registry.sqlite.store import SqliteRegistry, open_registry
+from tests.support.asgi_app import asgi_client
+from tests.support.fake_versions import add_version
 
 TOKEN = "rollout-test-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -33,14 +35,6 @@ class AppState:
     registry: SqliteRegistry
     publisher: Any = None
     monitoring: Any = None
-
-
-async def add_version(registry: SqliteRegistry, model: str, version: str, stage: Stage | None):
-    sha, size = registry.artifacts.put(f"onnx-{model}-{version}".encode())
-    schema = {"task": "classification", "features": []}
-    await registry.register_version(model, NewVersion(sha, size, schema), version=version)
-    if stage is not None:
-        await registry.set_stage(model, version, stage)
 
 
 @pytest.fixture
@@ -63,8 +57,7 @@ async def client(tmp_path: Path, registry: SqliteRegistry) -> AsyncIterator[http
     app = Starlette(
         routes=[Route("/admin/models/{name}/rollout", endpoint, methods=["GET", "POST", "DELETE"])]
     )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with asgi_client(app) as http:
         yield http
 
 

@@ -20,6 +20,7 @@ def _images(page: str) -> dict[str, bytes]:
     return {alt: base64.b64decode(data) for alt, data in _IMG.findall(page)}
 
 
+@pytest.mark.slow
 def test_classification_page_embeds_the_plots(binary_case, tmp_path) -> None:
     c = binary_case
     report = evaluate(c.onnx_bytes, c.schema, c.data, c.label, ["gender"], fingerprint="abc")
@@ -36,6 +37,7 @@ def test_classification_page_embeds_the_plots(binary_case, tmp_path) -> None:
     assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
 
 
+@pytest.mark.slow
 def test_multiclass_and_regression_pages(multiclass_case, regression_case, tmp_path) -> None:
     m = multiclass_case
     report = evaluate(m.onnx_bytes, m.schema, m.data, m.label, ["segment"], operational=False)

@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.lifecycle import (
     LifecycleConfig,
     start_lifecycle,
     stop_lifecycle,
 )
-from gateway.settings import Settings, SettingsError
+from gateway.settings import SettingsError
+from tests.support.asgi_app import InProcessApp, running_gateway
 
 TOKEN = "tasks-test-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -38,19 +35,15 @@ def quick(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @contextlib.asynccontextmanager
-async def app_on(home: Path, *, lifecycle: bool = True) -> AsyncIterator[tuple[Any, Any]]:
-    settings = Settings.from_environ(
-        os.environ, home=str(home), admin_token=TOKEN, poll_interval_ms=20
-    )
-    app = create_app(settings)
-    state = app.state.gateway
-    async with app.router.lifespan_context(app):
+async def app_on(home: Path, *, lifecycle: bool = True) -> AsyncIterator[InProcessApp]:
+    """The app (whose lifespan starts the lifecycle), started once more when ``lifecycle``."""
+    async with running_gateway(home, TOKEN, poll_interval_ms=20) as served:
         if lifecycle:
-            await start_lifecycle(state)
+            await start_lifecycle(served.state)
         try:
-            yield app, state
+            yield served
         finally:
-            await stop_lifecycle(state)
+            await stop_lifecycle(served.state)
 
 
 def test_config_from_the_environment() -> None:
@@ -97,13 +90,13 @@ async def test_a_bad_setting_stops_the_start(
 
 
 async def test_start_and_stop_are_idempotent_and_serve_the_routes(zoo_home: Path) -> None:
-    async with app_on(zoo_home) as (app, state):
+    async with app_on(zoo_home) as served:
+        state = served.state
         lifecycle = state.lifecycle
         await start_lifecycle(state)  # a second call keeps what runs
         assert state.lifecycle is lifecycle and state.retraining is lifecycle.retraining
         await asyncio.wait_for(lifecycle.leader.elected.wait(), 5)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+        async with served.client() as http:
             report = await http.get("/admin/models/clf/retraining", headers=AUTH)
             assert report.status_code == 200, report.text
             assert report.json()["version"] == "1.0.0"
@@ -115,13 +108,14 @@ async def test_start_and_stop_are_idempotent_and_serve_the_routes(zoo_home: Path
         await stop_lifecycle(state)
         assert state.lifecycle is None and state.retraining is None
         assert not lifecycle.leader.is_leader
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+        async with served.client() as http:
             stopped = await http.get("/admin/models/clf/retraining", headers=AUTH)
         assert stopped.status_code == 503 and "not running" in stopped.json()["error"]
 
 
 async def test_one_leader_per_home_and_a_hand_over(zoo_home: Path) -> None:
-    async with app_on(zoo_home) as (_a, first), app_on(zoo_home) as (_b, second):
+    async with app_on(zoo_home) as one, app_on(zoo_home) as two:
+        first, second = one.state, two.state
         await asyncio.wait_for(first.lifecycle.leader.elected.wait(), 5)
         await asyncio.sleep(0.3)  # several campaign rounds of the second worker
         assert first.lifecycle.leader.is_leader and not second.lifecycle.leader.is_leader
