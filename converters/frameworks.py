@@ -9,10 +9,8 @@ step is seen: importing ``converters`` needs none of xgboost, lightgbm or onnxml
 
 from __future__ import annotations
 
-import copy
 import importlib
 import sys
-from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -68,51 +66,23 @@ def _check_supported(steps: list[tuple[str, Any, str]]) -> None:
             )
 
 
-def _unnamed_xgboost(convert: Callable[..., None]) -> Callable[..., None]:
-    """onnxmltools reads split features from the booster's dump, which uses the column names
-    a DataFrame gave it, and only understands ``f<index>``: convert an unnamed copy."""
-
-    def converter(scope: Any, operator: Any, container: Any) -> None:
-        model = operator.raw_operator
-        if not model.get_booster().feature_names:
-            convert(scope, operator, container)
-            return
-        unnamed = copy.deepcopy(model)
-        unnamed.get_booster().feature_names = None
-        operator.raw_operator = unnamed
-        try:
-            convert(scope, operator, container)
-        finally:
-            operator.raw_operator = model
-
-    return converter
-
-
 def _register(cls: type, library: str) -> None:
     from skl2onnx import update_registered_converter
-    from skl2onnx.common.shape_calculator import (
-        calculate_linear_classifier_output_shapes,
-        calculate_linear_regressor_output_shapes,
-    )
 
-    if library == "xgboost":
-        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+    from converters.framework_graph import converter_for, shape_calculator_for
 
-        convert = _unnamed_xgboost(convert_xgboost)
-    else:
-        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-
-        convert = convert_lightgbm
     alias = _ALIAS_PREFIX[library] + cls.__name__
-    if cls.__name__.endswith("Classifier"):
-        # declaring zipmap lets skl2onnx's own classifier parser honour zipmap=False
-        # (plain label and probability tensors, as for scikit-learn classifiers)
-        options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
-        update_registered_converter(
-            cls, alias, calculate_linear_classifier_output_shapes, convert, options=options
-        )
-    else:
-        update_registered_converter(cls, alias, calculate_linear_regressor_output_shapes, convert)
+    classifier = cls.__name__.endswith("Classifier")
+    # declaring zipmap lets skl2onnx's own classifier parser honour zipmap=False (plain
+    # label and probability tensors, as for scikit-learn classifiers)
+    options = {"nocl": [True, False], "zipmap": [True, False, "columns"]} if classifier else None
+    update_registered_converter(
+        cls,
+        alias,
+        shape_calculator_for(classifier),
+        converter_for(library),
+        options=options,
+    )
 
 
 def register_converters(estimator: Any) -> dict[str, str]:

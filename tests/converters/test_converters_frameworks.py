@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import joblib
 import numpy as np
+import onnxruntime as ort
 import pandas as pd
 import pytest
 
@@ -374,3 +375,39 @@ def test_importing_converters_needs_none_of_the_extra():
     subprocess.run(
         [sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2], timeout=300
     )
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.endswith("pipeline")])
+def test_a_float64_pipeline_is_exact_on_training_rows(case):
+    """Preprocessing in double, then the float32 cast XGBoost itself applies: no row crosses
+    a cut (a graph the double-precision conversion path can build from these converters)."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+
+    from converters.frameworks import register_converters
+
+    frame, targets = churn()
+    task = case.split("-")[1]
+    X, y = frame[columns(case)].iloc[TRAIN], targets[task][TRAIN]
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore")
+        estimator = build(case).fit(X, y)
+    register_converters(estimator)
+    final = estimator.steps[-1][1]
+    graph = to_onnx(
+        estimator,
+        initial_types=[(c, DoubleTensorType([None, 1])) for c in NUMERIC]
+        + [(c, StringTensorType([None, 1])) for c in STRINGS],
+        target_opset={"": 17, "ai.onnx.ml": 3},
+        options={} if task == "regression" else {id(final): {"zipmap": False}},
+    )
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {c: X[[c]].to_numpy(dtype=np.float64) for c in NUMERIC}
+    feeds |= {c: X[[c]].to_numpy(dtype=object) for c in STRINGS}
+    label, *rest = session.run(None, feeds)
+    if task == "regression":
+        np.testing.assert_allclose(label.ravel(), estimator.predict(X), rtol=0, atol=5e-5)
+    else:
+        np.testing.assert_array_equal(label, estimator.predict(X))
+        assert rest[0].dtype == np.float32
+        np.testing.assert_allclose(rest[0], estimator.predict_proba(X), rtol=0, atol=1e-6)
