@@ -195,7 +195,8 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser(
         "convert",
-        help="convert a fitted scikit-learn estimator to ONNX, prove parity and register it",
+        help="convert a fitted scikit-learn (or XGBoost / LightGBM) estimator to ONNX, prove "
+        "parity and register it",
     )
     p.add_argument(
         "estimator",
