@@ -11,20 +11,29 @@ from converters.config_hash import TrainingConfig
 from converters.data import dataset_fingerprint, load_sample, read_table, split_label
 from converters.demo import register_demo
 from converters.demo_data import write_demo_dataset
-from converters.errors import ConversionError, DataError, EstimatorError, ParityError
+from converters.errors import (
+    ConversionError,
+    DataError,
+    EstimatorError,
+    ExtraMissing,
+    ParityError,
+)
 from converters.estimator import load_estimator
 from converters.lineage import git_commit_of, load_metadata
 from converters.publish import publish
 from converters.runner import run
 from converters.sklearn_onnx import ML_OPSET, TARGET_OPSET, Conversion, convert
+from registry.errors import BreakingChange
 
 __all__ = [
     "ML_OPSET",
     "TARGET_OPSET",
+    "BreakingChange",
     "Conversion",
     "ConversionError",
     "DataError",
     "EstimatorError",
+    "ExtraMissing",
     "ParityError",
     "Prepared",
     "TrainingConfig",

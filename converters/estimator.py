@@ -20,6 +20,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from converters.errors import EstimatorError
+from converters.framework_names import LIBRARIES, library_of, missing_extra
 
 
 def _short(exc: BaseException) -> str:
@@ -41,6 +42,9 @@ def load_estimator(path: str | Path) -> BaseEstimator:
     except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise EstimatorError(f"{path}: not a joblib/pickle file ({_short(exc)})") from None
     except (ImportError, AttributeError) as exc:
+        library = (getattr(exc, "name", None) or "").split(".", 1)[0]
+        if isinstance(exc, ImportError) and library in LIBRARIES:
+            raise missing_extra(f"{path}: loading this {library} model", [library]) from None
         raise EstimatorError(f"{path}: cannot unpickle: {_short(exc)}") from None
     except Exception as exc:  # arbitrary code runs while unpickling
         raise EstimatorError(f"{path}: cannot load: {type(exc).__name__}: {_short(exc)}") from None
@@ -49,11 +53,16 @@ def load_estimator(path: str | Path) -> BaseEstimator:
 
 
 def check_estimator(estimator: Any, where: str = "estimator") -> None:
-    """EstimatorError unless ``estimator`` is a fitted scikit-learn classifier or regressor."""
+    """EstimatorError unless ``estimator`` is a fitted classifier or regressor of scikit-learn
+    (or of XGBoost / LightGBM through their scikit-learn classes)."""
     module = type(estimator).__module__ or ""
     if not (
         isinstance(estimator, BaseEstimator)
-        and (module.startswith("sklearn.") or isinstance(estimator, Pipeline))
+        and (
+            module.startswith("sklearn.")
+            or isinstance(estimator, Pipeline)
+            or library_of(estimator) is not None
+        )
     ):
         raise EstimatorError(
             f"{where}: holds a {type(estimator).__module__}.{type(estimator).__name__}, "

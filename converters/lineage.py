@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sklearn
 import yaml
 from sklearn.base import BaseEstimator
 
 from converters.config_hash import TrainingConfig
 from converters.errors import ConversionError
 from converters.estimator import describe, final_step, snake_case
+from converters.frameworks import framework_label, library_versions
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
 
@@ -143,7 +143,8 @@ def build_lineage(
     n_categorical = sum(1 for f in features if f["kind"] == "categorical")
     inferred: dict[str, Any] = {
         "model_type": model_type(estimator),
-        "framework": f"scikit-learn=={sklearn.__version__}",
+        "framework": framework_label(estimator),
+        "libraries": library_versions(estimator),
         "estimator": describe(estimator),
         "training": {
             "date": None,

@@ -15,6 +15,8 @@ from sklearn.impute import KNNImputer, SimpleImputer
 from converters.data import is_numeric_column
 from converters.errors import ConversionError
 from converters.estimator import final_step, iter_steps
+from converters.framework_names import library_of
+from converters.levels import categorical_levels
 
 try:  # IterativeImputer is still behind an experimental import switch in some releases
     from sklearn.experimental import enable_iterative_imputer  # noqa: F401
@@ -85,8 +87,11 @@ def infer_features(frame: pd.DataFrame) -> list[dict[str, str]]:
 
 
 def allow_missing(estimator: BaseEstimator) -> bool:
-    """True when some step imputes or natively handles NaN."""
-    return any(isinstance(step, _IMPUTERS + _NAN_NATIVE) for _, step in iter_steps(estimator))
+    """True when some step imputes or natively handles NaN (XGBoost and LightGBM do)."""
+    return any(
+        isinstance(step, _IMPUTERS + _NAN_NATIVE) or library_of(step) is not None
+        for _, step in iter_steps(estimator)
+    )
 
 
 def needs_column_inputs(estimator: BaseEstimator, features: list[dict[str, str]]) -> bool:
@@ -191,4 +196,6 @@ def build_schema(
         **graph_outputs(model, task, len(classes or [])),
         "classes": classes,
         "allow_missing": allow_missing(estimator),
+        # known levels of string columns, from the fitted encoders (registry.schema_diff)
+        "levels": categorical_levels(estimator, features),
     }

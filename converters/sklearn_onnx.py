@@ -18,6 +18,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 from converters.errors import ConversionError
 from converters.estimator import final_step, iter_steps
+from converters.frameworks import register_converters
 from converters.schema import build_schema, infer_features, input_plan, needs_column_inputs
 
 # Opset 17 / ai.onnx.ml 3 load in every onnxruntime the project supports (>= 1.18) and cover
@@ -88,6 +89,7 @@ def _opsets(model: onnx.ModelProto) -> tuple[int, int | None]:
 
 def convert(estimator: BaseEstimator, sample: pd.DataFrame) -> Conversion:
     """Convert a fitted estimator; ``sample`` holds its feature columns in training order."""
+    tool_versions = register_converters(estimator)  # XGBoost / LightGBM steps, lazily
     check_convertible(estimator)
     features = infer_features(sample)
     inputs = input_plan(features, needs_column_inputs(estimator, features))
@@ -121,5 +123,6 @@ def convert(estimator: BaseEstimator, sample: pd.DataFrame) -> Conversion:
         "onnx_version": onnx.__version__,
         "skl2onnx_version": skl2onnx.__version__,
         "onnxruntime_version": onnxruntime.__version__,
+        **tool_versions,
     }
     return Conversion(onnx_bytes=onnx_bytes, schema=schema, onnx_info=info)

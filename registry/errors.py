@@ -3,6 +3,7 @@
 RegistryError
  +-- NotFound               unknown model, version or alias            (HTTP 404)
  +-- InvalidVersion         not MAJOR.MINOR.PATCH, bad bump part        (HTTP 400)
+ |    +-- BreakingChange    schema changed but the version is not MAJOR   (HTTP 400)
  +-- VersionExists          duplicate version                          (HTTP 409)
  +-- InvalidTransition      stage change not allowed                   (HTTP 409)
  +-- InvalidDeployment      traffic state refused (weights, stages...) (HTTP 400)
@@ -25,6 +26,14 @@ class NotFound(RegistryError):
 
 class InvalidVersion(RegistryError):
     pass
+
+
+class BreakingChange(InvalidVersion):
+    """A minor/patch version over a changed input schema or class list (``.changes``)."""
+
+    def __init__(self, message: str, changes: list[str]) -> None:
+        super().__init__(message)
+        self.changes = changes
 
 
 class VersionExists(RegistryError):

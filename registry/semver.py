@@ -10,16 +10,23 @@ Decisions:
   not through suffixes.
 * Each part is at most 9 digits so that it fits SQLite integers and ordering columns.
 * Ordering is numeric: ``1.10.0 > 1.9.0``.
+* Meaning: a version whose input schema or output classes differ from the version it
+  follows (``predecessor``) must raise MAJOR (``registry.schema_diff`` lists the
+  differences; ``converters.publish`` enforces the rule). ``auto`` picks the part itself:
+  major after a schema change, minor otherwise.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from registry.errors import InvalidVersion
 
 BUMP_PARTS = ("major", "minor", "patch")
+AUTO = "auto"
+BUMP_CHOICES = (*BUMP_PARTS, AUTO)
 
 _VERSION_RE = re.compile(r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})")
 _SUFFIX_RE = re.compile(r"[0-9.]+[-+].*")
@@ -96,3 +103,27 @@ def bump(version: str | SemVer, part: str) -> str:
 
 def sort_key(text: str) -> SemVer:
     return parse(text)
+
+
+def next_version(existing: Iterable[str], part: str) -> str:
+    """``part`` bumped over the highest of ``existing``; 1.0.0 when there is none."""
+    check_part(part)
+    versions = [parse(v) for v in existing]
+    return "1.0.0" if not versions else bump(max(versions), part)
+
+
+def predecessor(existing: Iterable[str], version: str) -> str | None:
+    """The highest of ``existing`` below ``version`` (the version it follows), else None."""
+    target = parse(version)
+    below = [v for v in (parse(e) for e in existing) if v < target]
+    return str(max(below)) if below else None
+
+
+def part_between(previous: str, version: str) -> str:
+    """Which part ``version`` raises over ``previous`` (``1.2.3 -> 1.3.0`` is "minor")."""
+    old, new = parse(previous), parse(version)
+    if new <= old:
+        raise InvalidVersion(f"version {new} does not follow {old}")
+    if new.major != old.major:
+        return "major"
+    return "minor" if new.minor != old.minor else "patch"

@@ -49,7 +49,25 @@ def _version_dict(mv: ModelVersion) -> dict[str, Any]:
         "parity": mv.parity,
         "inputs": mv.schema.get("inputs"),
         "created_by": mv.created_by,
+        "version_change": mv.lineage.get("version_change"),
     }
+
+
+def _version_note(mv: ModelVersion) -> str | None:
+    """Why a schema change did not stop this version (auto major or a forced override)."""
+    change = mv.lineage.get("version_change") or {}
+    changes = change.get("schema_changes") or []
+    if not changes:
+        return None
+    listing = "; ".join(changes)
+    if change.get("forced"):
+        return (
+            f"forced {change.get('part')} version {mv.version} over schema changes from "
+            f"{change.get('previous')} (audited): {listing}"
+        )
+    return (
+        f"major version {mv.version}: the schema differs from {change.get('previous')}: {listing}"
+    )
 
 
 def _parity_summary(parity: dict[str, Any]) -> tuple[Any, Any, str]:
@@ -92,6 +110,7 @@ async def cmd_convert(args: argparse.Namespace) -> int:
                 bump=args.bump,
                 metadata=metadata,
                 force=args.force,
+                reason=args.reason,
                 actor=actor(),
                 description=args.description,
                 tags=tags,
@@ -103,6 +122,9 @@ async def cmd_convert(args: argparse.Namespace) -> int:
     if args.json:
         print_json(_version_dict(mv))
         return 0
+    note = _version_note(mv)
+    if note:
+        print(note)
     max_diff, agreement, verdict = _parity_summary(mv.parity)
     row = (
         mv.model,
@@ -170,7 +192,8 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "convert",
-        help="convert a fitted scikit-learn estimator to ONNX, prove parity and register it",
+        help="convert a fitted scikit-learn (or XGBoost / LightGBM) estimator to ONNX, prove "
+        "parity and register it",
     )
     p.add_argument(
         "estimator",
@@ -189,8 +212,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     which.add_argument("--version", metavar="V", help="explicit version, e.g. 1.2.0")
     which.add_argument(
         "--bump",
-        choices=["major", "minor", "patch"],
-        help="next version after the highest existing one (1.0.0 for a new model)",
+        nargs="?",
+        const="auto",
+        choices=["major", "minor", "patch", "auto"],
+        help="next version after the highest existing one (1.0.0 for a new model); auto "
+        "(also a bare --bump): major when the input schema or classes changed, else minor",
     )
     p.add_argument(
         "--metadata",
@@ -198,7 +224,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="metadata.yaml (layout: docs/lifecycle.md): extends / overrides inferred lineage",
     )
     p.add_argument(
-        "--force", action="store_true", help="register even when parity fails (recorded as forced)"
+        "--force",
+        action="store_true",
+        help="register even when parity fails (recorded as forced); with --reason, also a "
+        "minor/patch version over a changed schema (audited)",
+    )
+    p.add_argument(
+        "--reason",
+        default="",
+        metavar="TEXT",
+        help="why: recorded in the audit log (required to force past the major-version rule)",
     )
     p.add_argument(
         "--tolerance",

@@ -73,3 +73,39 @@ def test_bump_refuses_unknown_part_and_overflow() -> None:
 def test_is_version() -> None:
     assert semver.is_version("v1.0.0")
     assert not semver.is_version("champion")
+
+
+def test_next_version() -> None:
+    assert semver.next_version([], "minor") == "1.0.0"
+    assert semver.next_version(["1.9.0", "1.10.0", "0.5.0"], "minor") == "1.11.0"
+    assert semver.next_version(["1.2.3"], "major") == "2.0.0"
+    with pytest.raises(InvalidVersion, match="invalid bump 'auto'"):
+        semver.next_version(["1.0.0"], "auto")
+
+
+def test_predecessor_is_the_highest_version_below() -> None:
+    existing = ["1.0.0", "1.2.0", "2.0.0", "1.10.0"]
+    assert semver.predecessor(existing, "1.3.0") == "1.2.0"
+    assert semver.predecessor(existing, "1.11.0") == "1.10.0"
+    assert semver.predecessor(existing, "3.0.0") == "2.0.0"
+    assert semver.predecessor(existing, "0.9.0") is None
+    assert semver.predecessor([], "1.0.0") is None
+
+
+@pytest.mark.parametrize(
+    ("previous", "version", "part"),
+    [
+        ("1.2.3", "2.0.0", "major"),
+        ("1.2.3", "1.3.0", "minor"),
+        ("1.2.3", "1.2.4", "patch"),
+        ("1.2.3", "1.2.9", "patch"),
+        ("0.9.0", "1.0.0", "major"),
+    ],
+)
+def test_part_between(previous: str, version: str, part: str) -> None:
+    assert semver.part_between(previous, version) == part
+
+
+def test_part_between_needs_a_later_version() -> None:
+    with pytest.raises(InvalidVersion, match="does not follow"):
+        semver.part_between("1.2.0", "1.2.0")

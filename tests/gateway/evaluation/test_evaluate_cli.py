@@ -43,8 +43,16 @@ async def _build_registry(home: Path) -> None:
         await publish(
             registry, "churn", good, data[FEATURES + ["churned"]], "churned", version="1.0.0"
         )
+        # fewer columns: a minor version only when forced (registry.version_rule)
         await publish(
-            registry, "churn", weak, data[["spend", "age", "churned"]], "churned", version="1.1.0"
+            registry,
+            "churn",
+            weak,
+            data[["spend", "age", "churned"]],
+            "churned",
+            version="1.1.0",
+            force=True,
+            reason="a deliberately weak candidate",
         )
         data["price"] = 2 * data["tenure"] + data["spend"]
         reg = Ridge().fit(data[FEATURES], data["price"])
