@@ -17,7 +17,7 @@ loop over the same inputs; the best of ``--reps`` interleaved repetitions is rep
 Multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``: every write goes to an mmap) is measured
 in a child process, since prometheus_client picks its storage when first imported. A
 second table times ``record_predictions`` for batches, with the Python-loop and numpy
-paths forced, which is how ``metrics_variant.NUMPY_ROWS`` was chosen.
+paths forced, which is how ``metrics.variant.NUMPY_ROWS`` was chosen.
 """
 
 from __future__ import annotations

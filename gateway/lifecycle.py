@@ -8,10 +8,10 @@ published and ``stop_lifecycle(state)`` first at shutdown (their routes are in
   leads, another takes over within ``MODELGATE_LEADER_RETRY_S`` when it dies (with a
   PostgreSQL registry, ``DatabaseLeaderElection``: one process of every node leads);
 * the ``RolloutController`` (acts only while leading), ticking every
-  ``MODELGATE_ROLLOUT_TICK_S`` on a ``ServingStatsSource`` (``lifecycle_stats``);
+  ``MODELGATE_ROLLOUT_TICK_S`` on a ``ServingStatsSource`` (``rollout.serving_source``);
 * the ``RetrainingMonitor`` (evaluates only while leading), configured from the
   ``MODELGATE_RETRAIN_*`` variables (``gateway.settings.RetrainingSettings``) and fed by
-  ``lifecycle_inputs.retraining_inputs``. It is also ``state.retraining``, which
+  ``retraining.inputs.retraining_inputs``. It is also ``state.retraining``, which
   ``GET|PUT /admin/models/{name}/retraining`` reads in any worker;
 * ``ExternalRollbacks`` (counts only while leading, on the rollout tick): rollbacks made by
   ``modelgate rollback``, which no worker answered, in ``modelgate_rollbacks_total``.

@@ -67,7 +67,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    # None: read <home>/admin-token, or generate it there (controlplane.auth)
+    # None: read <home>/admin-token, or generate it there (gateway.admin.auth)
     admin_token: str | None = None
     max_body_bytes: int = 8 * 1024 * 1024
     max_rows: int = 4096

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from registry.sqlite.store import SqliteRegistry
 
 MAX_BODY = 64 * 1024
-# the audit actor of admin API changes (``rollback_audit`` tells them from the CLI's)
+# the audit actor of admin API changes (``rollout.external_rollbacks`` tells them from the CLI's)
 API_ACTOR = "admin-api"
 
 Handler = Callable[[Request, "GatewayState"], Awaitable[Any]]

@@ -13,12 +13,12 @@
   one transaction. That version is kept loaded by every worker, so this is a pointer swap;
   rolling back twice returns to where it started. Counts
   ``modelgate_rollbacks_total{reason="manual"}`` (``modelgate rollback``'s own are counted by
-  the leader from the audit log: ``rollback_audit``).
+  the leader from the audit log: ``rollout.external_rollbacks``).
 * ``POST /admin/models/{name}/switch`` ``{"version", "reason", "force"}``: blue-green. The
   version becomes production and takes 100 % in one step; the outgoing production is
   archived as the rollback target, which keeps it loaded and warm, so ``rollback`` (or a
   switch back) is instant. Switching to a version that is not production yet passes the
-  promotion gate (see ``admin_plan``). Switching to the current production puts 100 % on it.
+  promotion gate (see ``changes.plan``). Switching to the current production puts 100 % on it.
 * ``POST /admin/models/{name}/versions/{v}/stage`` ``{"stage": "staging|production|archived",
   "reason", "force"}``: production is a gated promotion moving 100 % of the traffic (audited
   ``promote``, or ``gate_override`` when forced past a refusal); staging and archived are

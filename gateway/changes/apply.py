@@ -6,7 +6,7 @@ canary step never interleave:
 
 1. take the model's state from the registry view this worker serves, after catching the
    worker up with the registry (a stat when nothing changed); refuse while a canary
-   rollout runs (409: cancel it first), then plan the change (``admin_plan``: every
+   rollout runs (409: cancel it first), then plan the change (``changes.plan``: every
    refusal happens here, nothing is written);
 2. commit: ONE registry transaction writes the deployment, the stage changes and the audit
    rows, and bumps the generation other workers poll -- only if the registry is still at

@@ -2,7 +2,7 @@
 
 A ``Plan`` is everything one registry transaction writes (the new deployment, the stage
 changes that go with it, the audit action and reason) plus what is needed to check and,
-if a version fails to load, undo it. Nothing here does I/O; ``admin_changes`` applies plans.
+if a version fails to load, undo it. Nothing here does I/O; ``changes.apply`` applies plans.
 
 Refusals, all raised before anything is written:
 

@@ -1,6 +1,6 @@
 """One inference request from its parsed headers to its reply, whatever carries it.
 
-The ASGI endpoint (``endpoints_infer``) and the HTTP fast path (``http_fastpath``) both run a
+The ASGI endpoint (``endpoints.infer``) and the HTTP fast path (``http.fastpath``) both run a
 request as ``admit(body)`` (route, decode, validate) -> the version's batcher ->
 ``answer(outputs)`` (record, mirror, encode) or ``refuse(exc)`` (the error reply). A reply
 is ``(status, body, headers)``; headers never include Content-Length.

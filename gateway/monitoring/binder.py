@@ -7,7 +7,7 @@ the publisher knowing about it:
   ``PredictionWindow`` over the version's reference distributions (``ring_capacity`` rows),
   the model's feedback tables, a ``VariantRecorder`` on ``variant.recorder``, and a batcher
   whose runner call is captured (batch size, inference duration and the rows of every
-  ORT call, see ``monitoring_recorder``);
+  ORT call, see ``monitoring.recorder``);
 * ``on_unload`` -> ``unbind``: last flush, ``unbind_variant`` (the series go away);
 * a ``SnapshotHolder`` listener -> ``published``: ``modelgate_traffic_weight`` of every
   loaded version on each publish.

@@ -10,7 +10,7 @@ webhook and/or the command get the JSON payload (``gateway.retraining.delivery``
 retried with exponential backoff). ``last_fired_at`` is written BEFORE delivery, so a
 restart never fires twice within a cooldown (at most once, even if a crash interrupts a
 delivery); the outcome of every target is then written and audited
-(``retraining_trigger``), shielded from a shutdown arriving at that moment. A shutdown
+(``retraining.trigger``), shielded from a shutdown arriving at that moment. A shutdown
 during the delivery records the firing as ``interrupted`` (the webhook may or may not have
 seen it) before the task stops. Nothing raises out of the periodic task.
 

@@ -1,6 +1,6 @@
 """Automated canary rollouts: the persisted state machine and the controller that drives it.
 
-``Rollouts`` (``rollout_store``) reads and changes rollouts through the registry; the admin
+``Rollouts`` (``rollout.store``) reads and changes rollouts through the registry; the admin
 API, the CLI and the controller all use it, each from its own process, under a
 cross-process mutex.
 

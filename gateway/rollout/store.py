@@ -4,7 +4,7 @@ The admin API, the CLI and the controller each use ``Rollouts`` from their own p
 Every read-decide-write runs under a cross-process ``FileMutex`` (``<home>/rollout.lock``)
 and compares the state's ``revision`` with what the decision was based on, so an operator's
 cancel and the controller's step never overwrite each other. See
-``gateway.rollout.controller`` for the state machine and ``rollout_state`` for its shape.
+``gateway.rollout.controller`` for the state machine and ``rollout.state`` for its shape.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ work on it at once:
 
 * ``call(fn)`` runs ``fn(connection)`` there (the serving view is one such read);
 * ``write(body)`` runs a transaction body written against ``Txn`` -- the same
-  ``sqlite_ops`` code the aiosqlite path uses -- inside ``BEGIN IMMEDIATE`` ... ``COMMIT``.
+  ``registry.sqlite.ops`` code the aiosqlite path uses -- inside ``BEGIN IMMEDIATE`` ... ``COMMIT``.
   ``DirectTxn``'s coroutines never suspend, so the body is driven to completion on the
   thread without an event loop.
 

@@ -99,7 +99,7 @@ class SqliteBase:
 
     async def commit(self, change: Change[T], *, expect_generation: int | None = None) -> T:
         """A prepared change (``deployment_change`` / ``stage_change``) as one write
-        transaction in one round trip (``sqlite_direct``); StaleRead when the registry is
+        transaction in one round trip (``registry.sqlite.direct``); StaleRead when the registry is
         no longer at ``expect_generation``."""
         self._known_generation = None
         return await self._direct.write(guarded(change, expect_generation))

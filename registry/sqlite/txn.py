@@ -1,7 +1,7 @@
-"""The transaction interface ``sqlite_ops`` is written against, and SQLite error messages.
+"""The transaction interface ``registry.sqlite.ops`` is written against, and SQLite error messages.
 
-Two implementations: ``AioTxn`` (``sqlite_ops``: the store's aiosqlite connection, one
-thread round trip per statement) and ``DirectTxn`` (``sqlite_direct``: a plain sqlite3
+Two implementations: ``AioTxn`` (``ops``: the store's aiosqlite connection, one
+thread round trip per statement) and ``DirectTxn`` (``registry.sqlite.direct``: a plain sqlite3
 connection, a whole transaction in one round trip).
 """
 

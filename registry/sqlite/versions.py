@@ -1,6 +1,6 @@
 """SqliteRegistry methods for versions, stages, aliases, evaluations and traffic state.
 
-Kept apart from ``sqlite_store.py`` (connection, registration, audit, state) to keep
+Kept apart from ``store.py`` (connection, registration, audit, state) to keep
 each module readable; ``SqliteRegistry`` is the only class using this mixin.
 """
 

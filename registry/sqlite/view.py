@@ -4,7 +4,7 @@ The store's aiosqlite connection costs a thread round trip per statement (and tw
 fetching statement). A publisher refresh or an admin change reads a dozen statements per
 model; on a gateway saturated with requests every round trip waits its turn on the event
 loop, so a rollback took seconds under load. ``read_view`` is the whole read as one
-synchronous function, run on ``sqlite_direct``'s connection and thread: one round trip,
+synchronous function, run on ``registry.sqlite.direct``'s connection and thread: one round trip,
 one WAL read snapshot (readers never block writers, or other readers).
 """
 
@@ -50,7 +50,7 @@ def _read_model(conn: sqlite3.Connection, model: Model) -> ModelView:
 def read_view(
     conn: sqlite3.Connection, model: str | None, state_prefix: str | tuple[str, ...] | None
 ) -> RegistryView:
-    """Run inside one read transaction (``sqlite_direct.read_snapshot``); ``state_prefix``
+    """Run inside one read transaction (``registry.sqlite.direct.read_snapshot``); ``state_prefix``
     is one key prefix or several."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
     generation = int(row[0]) if row else 0

@@ -30,7 +30,6 @@ xgboost = pytest.importorskip("xgboost")
 lightgbm = pytest.importorskip("lightgbm")
 pytest.importorskip("onnxmltools")
 
-from registry.sqlite_store import open_registry  # noqa: E402
 from sklearn.compose import ColumnTransformer  # noqa: E402  (after the importorskip guards)
 from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
@@ -42,6 +41,7 @@ from gateway.app import create_app  # noqa: E402
 from gateway.cli.main import main  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from registry.home import HomePaths  # noqa: E402
+from registry.sqlite.store import open_registry  # noqa: E402
 
 NUMERIC = ["tenure", "charges", "usage"]
 STRINGS = ["plan", "region"]

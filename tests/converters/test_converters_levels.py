@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from registry.sqlite_store import open_registry
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -15,6 +14,7 @@ from converters import BreakingChange, publish
 from converters.levels import MAX_LEVELS, categorical_levels
 from converters.schema import infer_features
 from registry.home import HomePaths
+from registry.sqlite.store import open_registry
 
 
 def _pipeline(prep):

@@ -2,7 +2,7 @@
 
 ``decode_infer_request(body, header_length, sig) -> InferRequest``
     ``body`` is the raw POST body, ``header_length`` the parsed
-    ``Inference-Header-Content-Length`` (see ``codec_binary.parse_header_length``) or None.
+    ``Inference-Header-Content-Length`` (see ``codecs.binary.parse_header_length``) or None.
     The result holds ``id`` (echo it), ``feeds`` (exactly the ONNX input names, model dtypes,
     shape ``[n_rows, width]``), ``n_rows``, ``outputs`` (requested names in request order,
     or None for all) and ``binary_outputs`` (names to return as binary data: an output's
@@ -11,7 +11,7 @@
     Accepted: ``data`` nested or flat (only the value count must equal the product of
     ``shape``); ``shape`` ``[n, width]``, or ``[n]`` for width-1 inputs, or ``[width]`` for
     one row; request datatypes BOOL, (U)INT8..64, FP16/32/64 and BYTES, cast to the model's
-    when representable (rules in ``codec_values``: a float input reads any JSON number, bool
+    when representable (rules in ``codecs.values``: a float input reads any JSON number, bool
     or numeric string whatever the declared datatype; integer inputs are strict); binary
     tensors; a request ``id`` (string); unknown parameters are ignored. ``n_rows`` must be
     1..``sig.max_rows`` and every input must have the same number of rows.

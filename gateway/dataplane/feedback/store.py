@@ -1,6 +1,6 @@
 """Label feedback: what each request was predicted, and the labelled outcomes per version.
 
-Per model (``ModelFeedback``), two rings (``feedback_tables``):
+Per model (``ModelFeedback``), two rings (``feedback.tables``):
 
 * predictions -- the last ``capacity`` predicted rows: key of the request id (row ``i``
   of a multi-row request: the id's key + ``i * ROW_STEP``), prediction time (wall clock),

@@ -5,7 +5,7 @@ uvicorn writes a response's status line and headers when the app sends
 which uvloop turns into two ``send`` syscalls and two TCP segments (``TCP_NODELAY``).
 On small prediction responses that second syscall is a large share of the per-request
 cost, so ``modelgate serve`` runs this protocol (through its subclass in
-``http_fastpath``, which answers inference requests in one write of its own; this covers
+``http.fastpath``, which answers inference requests in one write of its own; this covers
 every response that goes through ASGI; ``MODELGATE_FASTPATH=off`` runs uvicorn's own
 protocol instead): its transport holds a complete
 header block back until the body follows (in the same loop step on every endpoint here)

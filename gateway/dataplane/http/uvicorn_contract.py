@@ -1,13 +1,13 @@
 """The uvicorn internals the HTTP fast path relies on, checked once at start-up.
 
-``http_fastpath.GatewayHttpProtocol`` subclasses uvicorn's private httptools protocol:
+``http.fastpath.GatewayHttpProtocol`` subclasses uvicorn's private httptools protocol:
 it replaces some of its methods, calls others and reads its per-connection state. None
 of that is uvicorn's public API, so ``CONTRACT`` lists every piece declaratively and
 ``contract_problems()`` checks them against the installed uvicorn: a name that is gone,
 a method that no longer takes the arguments passed to it, an attribute no longer set
 where it was, a method no longer calling what an override of ours depends on, or a method
 we replace (or whose caller may meet our stand-in cycle) now doing something ours does
-not know about. Any problem turns the fast path off (``http_fastpath.http_protocol``):
+not know about. Any problem turns the fast path off (``http.fastpath.http_protocol``):
 every request then goes through uvicorn's own protocol and the ASGI app.
 
 The checks read names in the bytecode (``co_names``, ``STORE_ATTR``) of uvicorn's

@@ -41,7 +41,7 @@ version are counted; ``model`` must never be a name a client made up (cardinalit
 schema class, the histograms, ``low_confidence_total`` and ``model_loaded`` exist (at 0)
 from binding on; rarer codes, PSI, agreement and accuracy appear once recorded.
 
-Cost: recording bumps plain Python ints in preallocated lists (``metrics_slots``); ``flush``
+Cost: recording bumps plain Python ints in preallocated lists (``metrics.slots``); ``flush``
 moves the deltas into prometheus_client about once a second and before every scrape.
 ``benchmarks/metrics_bench.py`` measured the alternatives.
 

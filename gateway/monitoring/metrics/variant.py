@@ -2,7 +2,7 @@
 
 The recording methods are the request path's whole metrics cost: list-slot increments and a
 ``bisect`` per histogram, no lock, no ``.labels()``, no prometheus_client call. What they
-accumulate reaches Prometheus on ``flush()`` (see ``metrics_slots``). The gauges
+accumulate reaches Prometheus on ``flush()`` (see ``metrics.slots``). The gauges
 (``set_*``) are written by off-path timers and go straight to their children.
 """
 
