@@ -11,7 +11,7 @@ import onnxruntime
 import pandas as pd
 import skl2onnx
 from skl2onnx import get_model_alias, to_onnx
-from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -19,12 +19,20 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from converters.errors import ConversionError
 from converters.estimator import final_step, iter_steps
 from converters.schema import build_schema, infer_features, input_plan, needs_column_inputs
+from converters.trees import forest_of, make_exact
 
 # Opset 17 / ai.onnx.ml 3 load in every onnxruntime the project supports (>= 1.18) and cover
 # every converter we rely on; newer opsets buy nothing for these operators.
 TARGET_OPSET = 17
 ML_OPSET = 3
 
+# The two graphs `convert` builds (docs/conversion.md): float32 inputs and arithmetic, or
+# float64 inputs and preprocessing with tree splits decided as scikit-learn decides them.
+GRAPH_FLOAT32 = "float32"
+GRAPH_EXACT = "exact-double"
+GRAPHS = (GRAPH_FLOAT32, GRAPH_EXACT)
+
+_TENSOR_TYPES = {"BYTES": StringTensorType, "FP32": FloatTensorType, "FP64": DoubleTensorType}
 _CONTAINERS = (Pipeline, ColumnTransformer, FeatureUnion)
 
 
@@ -33,6 +41,7 @@ class Conversion:
     onnx_bytes: bytes
     schema: dict[str, Any]
     onnx_info: dict[str, Any]  # lineage "onnx" section: opsets and tool versions
+    graph: str = GRAPH_FLOAT32  # one of GRAPHS
 
 
 def _reason(exc: BaseException) -> str:
@@ -76,8 +85,7 @@ def _initial_types(inputs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     types = []
     for spec in inputs:
         width = spec["shape"][1]
-        tensor = StringTensorType if spec["datatype"] == "BYTES" else FloatTensorType
-        types.append((spec["name"], tensor([None, width])))
+        types.append((spec["name"], _TENSOR_TYPES[spec["datatype"]]([None, width])))
     return types
 
 
@@ -86,10 +94,20 @@ def _opsets(model: onnx.ModelProto) -> tuple[int, int | None]:
     return found.get("", found.get("ai.onnx", TARGET_OPSET)), found.get("ai.onnx.ml")
 
 
-def convert(estimator: BaseEstimator, sample: pd.DataFrame) -> Conversion:
-    """Convert a fitted estimator; ``sample`` holds its feature columns in training order."""
+def convert(
+    estimator: BaseEstimator, sample: pd.DataFrame, *, graph: str = GRAPH_FLOAT32
+) -> Conversion:
+    """Convert a fitted estimator; ``sample`` holds its feature columns in training order.
+
+    ``graph``: GRAPH_FLOAT32 (float32 inputs, skl2onnx's graph) or GRAPH_EXACT (float64
+    inputs and preprocessing, tree splits rewritten to scikit-learn's rule, see
+    converters.trees).
+    """
+    if graph not in GRAPHS:
+        raise ValueError(f"unknown graph {graph!r}")
+    exact = graph == GRAPH_EXACT
     check_convertible(estimator)
-    features = infer_features(sample)
+    features = infer_features(sample, "float64" if exact else "float32")
     inputs = input_plan(features, needs_column_inputs(estimator, features))
     options: dict[Any, Any] = {}
     if is_classifier(estimator):
@@ -106,6 +124,9 @@ def convert(estimator: BaseEstimator, sample: pd.DataFrame) -> Conversion:
             )
     except Exception as exc:  # skl2onnx raises anything from RuntimeError to protobuf errors
         raise ConversionError(_blame(estimator, exc)) from None
+    forest = forest_of(estimator) if exact else None
+    if forest is not None:
+        make_exact(model, forest)
     onnx_bytes = model.SerializeToString()
     try:
         onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
@@ -122,4 +143,4 @@ def convert(estimator: BaseEstimator, sample: pd.DataFrame) -> Conversion:
         "skl2onnx_version": skl2onnx.__version__,
         "onnxruntime_version": onnxruntime.__version__,
     }
-    return Conversion(onnx_bytes=onnx_bytes, schema=schema, onnx_info=info)
+    return Conversion(onnx_bytes=onnx_bytes, schema=schema, onnx_info=info, graph=graph)
