@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -10,16 +11,18 @@ import onnx
 import onnxruntime
 import pandas as pd
 import skl2onnx
-from skl2onnx import get_model_alias, to_onnx
+from skl2onnx import convert_sklearn, get_model_alias
 from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from converters.double_ops import DOUBLE_CONVERTERS
 from converters.errors import ConversionError
 from converters.estimator import final_step, iter_steps
+from converters.exact_graph import build as build_exact
 from converters.schema import build_schema, infer_features, input_plan, needs_column_inputs
-from converters.trees import forest_of, make_exact
+from converters.trees import forest_of
 
 # Opset 17 / ai.onnx.ml 3 load in every onnxruntime the project supports (>= 1.18) and cover
 # every converter we rely on; newer opsets buy nothing for these operators.
@@ -94,14 +97,38 @@ def _opsets(model: onnx.ModelProto) -> tuple[int, int | None]:
     return found.get("", found.get("ai.onnx", TARGET_OPSET)), found.get("ai.onnx.ml")
 
 
+def _skl2onnx(
+    part: Any,
+    initial_types: list[tuple[str, Any]],
+    options: dict[Any, Any],
+    *,
+    blame: BaseEstimator,
+) -> onnx.ModelProto:
+    """skl2onnx on ``part`` (the estimator, or a piece of it); errors name the step of
+    ``blame`` at fault."""
+    try:
+        with warnings.catch_warnings():
+            # skl2onnx reads attributes scikit-learn has deprecated; that is not our user's problem
+            warnings.simplefilter("ignore")
+            return convert_sklearn(
+                part,
+                initial_types=initial_types,
+                target_opset={"": TARGET_OPSET, "ai.onnx.ml": ML_OPSET},
+                options=options,
+                custom_conversion_functions=DOUBLE_CONVERTERS,
+            )
+    except Exception as exc:  # skl2onnx raises anything from RuntimeError to protobuf errors
+        raise ConversionError(_blame(blame, exc)) from None
+
+
 def convert(
     estimator: BaseEstimator, sample: pd.DataFrame, *, graph: str = GRAPH_FLOAT32
 ) -> Conversion:
     """Convert a fitted estimator; ``sample`` holds its feature columns in training order.
 
     ``graph``: GRAPH_FLOAT32 (float32 inputs, skl2onnx's graph) or GRAPH_EXACT (float64
-    inputs and preprocessing, tree splits rewritten to scikit-learn's rule, see
-    converters.trees).
+    inputs and preprocessing; for tree models, splits decided by scikit-learn's rule, see
+    converters.exact_graph).
     """
     if graph not in GRAPHS:
         raise ValueError(f"unknown graph {graph!r}")
@@ -112,21 +139,13 @@ def convert(
     options: dict[Any, Any] = {}
     if is_classifier(estimator):
         options[id(final_step(estimator)[1])] = {"zipmap": False}
-    try:
-        with warnings.catch_warnings():
-            # skl2onnx reads attributes scikit-learn has deprecated; that is not our user's problem
-            warnings.simplefilter("ignore")
-            model = to_onnx(
-                estimator,
-                initial_types=_initial_types(inputs),
-                target_opset={"": TARGET_OPSET, "ai.onnx.ml": ML_OPSET},
-                options=options,
-            )
-    except Exception as exc:  # skl2onnx raises anything from RuntimeError to protobuf errors
-        raise ConversionError(_blame(estimator, exc)) from None
+
+    convert_part = functools.partial(_skl2onnx, blame=estimator)
     forest = forest_of(estimator) if exact else None
-    if forest is not None:
-        make_exact(model, forest)
+    if forest is None:
+        model = convert_part(estimator, _initial_types(inputs), options)
+    else:
+        model = build_exact(estimator, forest, _initial_types(inputs), options, convert_part)
     onnx_bytes = model.SerializeToString()
     try:
         onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])

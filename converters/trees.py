@@ -9,12 +9,11 @@ with a float64 threshold, but the precision of ``x`` depends on the estimator:
 
 skl2onnx writes every tree node with float32 thresholds (and float32 leaf values), which
 moves rows lying on or next to a threshold to the other branch once the preprocessing in
-front of the trees runs in float32. ``make_exact`` rewrites the converted node of a graph
-whose inputs and preprocessing are double so that each split is decided as scikit-learn
-decides it: a Cast to float32 and the largest float32 not above each threshold for the
-float32 family (then ``a <= t`` and ``a <= largest_float32_le(t)`` agree for every float32
-``a``), double thresholds and leaf values (``*_as_tensor``, ai.onnx.ml 3) for
-HistGradientBoosting.
+front of the trees runs in float32. ``make_exact`` rewrites the node of the converted tree
+model so that each split is decided as scikit-learn decides it: on float32 inputs, the
+largest float32 not above each threshold for the CART family (``a <= t`` and ``a <= w``
+agree for every float32 ``a``), on double inputs, double thresholds and leaf values
+(``*_as_tensor``, ai.onnx.ml 3) for HistGradientBoosting. converters.exact_graph feeds it.
 
 ``Forest`` holds the scikit-learn trees in the order skl2onnx numbers them (its tree ids),
 ``splits_of`` reads a converted node back aligned with them, and ``walk_divergence`` finds
@@ -285,11 +284,13 @@ def _float_outputs_up(model: onnx.ModelProto, node: onnx.NodeProto) -> None:
 
 
 def make_exact(model: onnx.ModelProto, forest: Forest) -> None:
-    """Rewrite the graph's tree node in place so that its splits are scikit-learn's.
+    """Rewrite the tree node of a graph converted from the tree model alone, in place, so
+    that its splits are scikit-learn's.
 
-    The graph must feed the node double values computed as scikit-learn computes them
-    (double inputs, double preprocessing). ConversionError when the node does not match
-    the forest.
+    The node must read float32 values for the CART family (then the largest float32 not
+    above each threshold decides as scikit-learn's float64 threshold does) and double values
+    for HistGradientBoosting (double thresholds and leaf values). ConversionError when the
+    node does not match the forest.
     """
     node = tree_node(model)
     tree_ids, node_ids = _positions(node, forest)
@@ -300,13 +301,6 @@ def make_exact(model: onnx.ModelProto, forest: Forest) -> None:
     if forest.float32_inputs:
         below = largest_float32_at_most(thresholds).astype(np.float64)
         add.append(helper.make_attribute("nodes_values", below.tolist()))
-        cast_out = f"{node.input[0]}_as_float32"
-        cast = helper.make_node(
-            "Cast", [node.input[0]], [cast_out], to=onnx.TensorProto.FLOAT, name=cast_out
-        )
-        position = list(model.graph.node).index(node)
-        model.graph.node.insert(position, cast)
-        node.input[0] = cast_out
     else:
         add.append(
             helper.make_attribute("nodes_values_as_tensor", numpy_helper.from_array(thresholds))
