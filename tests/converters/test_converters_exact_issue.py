@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
@@ -57,30 +57,48 @@ def trained(churn_data) -> tuple[Pipeline, pd.DataFrame, np.ndarray]:
         return _pipeline().fit(X, y), X, y
 
 
-async def _register(home: Path, estimator, sample: pd.DataFrame) -> None:
+@pytest.fixture(scope="module")
+def forest(churn_data) -> Pipeline:
+    """StandardScaler + RandomForest on the numeric columns: one FP64 input when exact."""
+    X, y, _ = churn_data(600)
+    model = Pipeline(
+        [("scale", StandardScaler()), ("model", RandomForestClassifier(10, random_state=0))]
+    )
+    with threadpool_limits(1):
+        return model.fit(X[NUMERIC], y)
+
+
+async def _register(home: Path, models: dict[str, tuple[Pipeline, pd.DataFrame]]) -> None:
     registry = await open_registry(HomePaths(home))
     try:
-        await publish(registry, "churn", estimator, sample, "churned", version="1.0.0")
-        await registry.set_stage("churn", "1.0.0", Stage.PRODUCTION)
+        for name, (estimator, sample) in models.items():
+            await publish(registry, name, estimator, sample, "churned", version="1.0.0")
+            await registry.set_stage(name, "1.0.0", Stage.PRODUCTION)
     finally:
         await registry.close()
 
 
 @pytest.fixture(scope="module")
-def registered(trained, tmp_path_factory) -> Path:
-    """A registry home holding the pipeline as churn 1.0.0 (production)."""
+def registered(trained, forest, churn_data, tmp_path_factory) -> Path:
+    """A registry home holding the pipeline as churn 1.0.0 and the forest as forest 1.0.0
+    (both production), each registered with its training rows."""
     estimator, X, y = trained
+    X_forest, y_forest, _ = churn_data(600)
     home = tmp_path_factory.mktemp("exact-issue") / "home"
+    models = {
+        "churn": (estimator, X.assign(churned=y)),
+        "forest": (forest, X_forest[NUMERIC].assign(churned=y_forest)),
+    }
     with threadpool_limits(1):
-        asyncio.run(_register(home, estimator, X.assign(churned=y)))
+        asyncio.run(_register(home, models))
     return home
 
 
-async def _version(home: Path):
+async def _version(home: Path, name: str = "churn"):
     registry = await open_registry(HomePaths(home))
     try:
-        mv = await registry.get_version("churn", "1.0.0")
-        return mv, await registry.read_artifact("churn", "1.0.0")
+        mv = await registry.get_version(name, "1.0.0")
+        return mv, await registry.read_artifact(name, "1.0.0")
     finally:
         await registry.close()
 
@@ -166,6 +184,36 @@ async def test_oip_takes_fp64_inputs_and_matches_scikit_learn(client, trained):
     outputs = {o["name"]: o for o in response.json()["outputs"]}
     proba = np.asarray(outputs["probabilities"]["data"], dtype=np.float64).reshape(500, 2)
     assert np.abs(proba - estimator.predict_proba(rows)).max() <= 1e-6
+
+
+@pytest.mark.parametrize("datatype", ["FP64", "FP32"])
+async def test_a_single_fp64_input_takes_json_numbers_at_full_precision(
+    client, registered, forest, churn_data, datatype
+):
+    # the request may say FP32: JSON numbers are read as float64 and fed as the model's FP64
+    mv, _ = await _version(registered, "forest")
+    assert mv.lineage["conversion"]["graph"] == "exact-double"
+    assert mv.schema["inputs"] == [
+        {"name": "input", "datatype": "FP64", "shape": [-1, 3], "features": NUMERIC}
+    ]
+    X, _, _ = churn_data(600)
+    rows = X[NUMERIC].to_numpy()
+    body = {
+        "inputs": [
+            {
+                "name": "input",
+                "datatype": datatype,
+                "shape": [600, 3],
+                "data": rows.ravel().tolist(),
+            }
+        ]
+    }
+    response = await client.post("/v2/models/forest/infer", json=body)
+    assert response.status_code == 200, response.text
+    outputs = {o["name"]: o for o in response.json()["outputs"]}
+    proba = np.asarray(outputs["probabilities"]["data"], dtype=np.float64).reshape(600, 2)
+    assert np.abs(proba - forest.predict_proba(X[NUMERIC])).max() <= 1e-6
+    assert outputs["label"]["data"] == forest.predict(X[NUMERIC]).tolist()
 
 
 def _float32_record(estimator, X: pd.DataFrame) -> tuple[bytes, dict, dict]:
