@@ -11,7 +11,10 @@ rows, interleaved round by round so that machine drift hits both alike:
   per call;
 * 1,000 rows in one ``run`` call (a batch): ``--repeats`` calls, per row;
 
-each the median of ``--rounds`` timings.
+each the median of ``--rounds`` timings. Times are CPU time of the calling thread
+(``time.thread_time_ns``): with one intra-op thread onnxruntime runs the graph on it, and
+CPU time does not count the time other processes hold the core (a shared 2-core machine
+under load varies wall-clock figures by +-30 % between runs).
 
 The result that matters is the ratio exact / float32 per model and mode (absolute figures
 move by tens of percent on a shared machine; the ratio measured in one run does not).
@@ -92,18 +95,18 @@ def models() -> dict[str, tuple[Pipeline, list[str]]]:
 
 def _single(sess: ort.InferenceSession, rows: list[dict[str, Any]]) -> float:
     """ns per call, one row per call."""
-    started = time.perf_counter_ns()
+    started = time.thread_time_ns()
     for row in rows:
         sess.run(None, row)
-    return (time.perf_counter_ns() - started) / len(rows)
+    return (time.thread_time_ns() - started) / len(rows)
 
 
 def _batch(sess: ort.InferenceSession, many: dict[str, Any], repeats: int) -> float:
     """ns per row, BATCH_ROWS rows per call."""
-    started = time.perf_counter_ns()
+    started = time.thread_time_ns()
     for _ in range(repeats):
         sess.run(None, many)
-    return (time.perf_counter_ns() - started) / repeats / BATCH_ROWS
+    return (time.thread_time_ns() - started) / repeats / BATCH_ROWS
 
 
 def measure(
