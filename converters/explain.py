@@ -122,37 +122,51 @@ def _split_causes(
         raise ConversionError(f"tree inputs differ in shape: {x_sk.shape} vs {x_onnx.shape}")
     rows = x_sk.shape[0]
     best_gap = np.full(rows, np.inf)
-    best: list[dict[str, Any] | None] = [None] * rows
+    best_tree = np.full(rows, -1, dtype=np.int64)
+    best_node = np.zeros(rows, dtype=np.int64)
     parted_trees = np.zeros(rows, dtype=np.int64)
     for k, tree in enumerate(forest.trees):
         sk_split = (tree.threshold, tree.missing_left)
         ox_split = (onnx_splits.threshold[k], onnx_splits.missing_left[k])
         node = walk_divergence(tree, x_sk, sk_split, x_onnx, ox_split)
-        for r in np.nonzero(node >= 0)[0]:
-            n = int(node[r])
-            feature = int(tree.feature[n])
-            parted_trees[r] += 1
-            gap = abs(x_sk[r, feature] - tree.threshold[n])
-            if not gap < best_gap[r] and best[r] is not None:
-                continue
-            best_gap[r] = gap
-            best[r] = {
-                "feature": names[feature] if feature < len(names) else f"x{feature}",
-                "threshold": float(tree.threshold[n]),
-                "onnx_threshold": float(onnx_splits.threshold[k][n]),
-                "sklearn_value": _float(x_sk[r, feature]),
-                "onnx_value": _float(x_onnx[r, feature]),
-                "rule": forest.rule,
-                "tree": k,
-                "node": n,
-            }
-    for r, cause in enumerate(best):
-        if cause is not None:
-            cause["trees_parted"] = int(parted_trees[r])
-            raw = _raw_input(frame, r, cause["feature"])
-            if raw is not None:
-                cause["input"] = raw
-    return best
+        parted = np.nonzero(node >= 0)[0]
+        if not parted.size:
+            continue
+        nodes = node[parted]
+        parted_trees[parted] += 1
+        with np.errstate(invalid="ignore"):
+            gap = np.abs(x_sk[parted, tree.feature[nodes]] - tree.threshold[nodes])
+        gap = np.nan_to_num(gap, nan=np.inf)
+        nearer = (gap < best_gap[parted]) | (best_tree[parted] < 0)
+        chosen = parted[nearer]
+        best_gap[chosen] = gap[nearer]
+        best_tree[chosen] = k
+        best_node[chosen] = nodes[nearer]
+    causes: list[dict[str, Any] | None] = []
+    for r in range(rows):
+        k, n = int(best_tree[r]), int(best_node[r])
+        if k < 0:
+            causes.append(None)
+            continue
+        tree = forest.trees[k]
+        feature = int(tree.feature[n])
+        name = names[feature] if feature < len(names) else f"x{feature}"
+        cause = {
+            "feature": name,
+            "threshold": float(tree.threshold[n]),
+            "onnx_threshold": float(onnx_splits.threshold[k][n]),
+            "sklearn_value": _float(x_sk[r, feature]),
+            "onnx_value": _float(x_onnx[r, feature]),
+            "rule": forest.rule,
+            "tree": k,
+            "node": n,
+            "trees_parted": int(parted_trees[r]),
+        }
+        raw = _raw_input(frame, r, name)
+        if raw is not None:
+            cause["input"] = raw
+        causes.append(cause)
+    return causes
 
 
 def _classifier_rows(

@@ -174,54 +174,80 @@ def _floats(attrs: dict[str, onnx.AttributeProto], name: str) -> np.ndarray:
     return np.asarray(attr.floats if attr is not None else [], dtype=np.float64)
 
 
-def _positions(node: onnx.NodeProto, forest: Forest) -> tuple[np.ndarray, np.ndarray]:
-    """(tree id, node id) of every entry of the node's ``nodes_*`` lists, checked against
-    the forest: same trees, same nodes, same split features."""
+def _offsets(forest: Forest) -> np.ndarray:
+    """Where each tree starts when the forest's nodes are laid end to end."""
+    return np.concatenate([[0], np.cumsum([len(t.left) for t in forest.trees])]).astype(np.int64)
+
+
+def _flat(forest: Forest, field: str) -> np.ndarray:
+    return np.concatenate([getattr(t, field) for t in forest.trees])
+
+
+def _index(forest: Forest, trees: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """Flat node positions of (tree id, node id) pairs; ConversionError when out of range."""
+    offsets = _offsets(forest)
+    sizes = np.diff(offsets)
+    if trees.size and (
+        trees.min() < 0
+        or trees.max() >= sizes.size
+        or nodes.min() < 0
+        or np.any(nodes >= sizes[np.clip(trees, 0, max(sizes.size - 1, 0))])
+    ):
+        raise ConversionError("the converted tree node does not match the estimator's trees")
+    return offsets[trees] + nodes
+
+
+def _positions(node: onnx.NodeProto, forest: Forest) -> np.ndarray:
+    """The flat forest position of every entry of the node's ``nodes_*`` lists, checked
+    against the forest: same trees, same nodes, same split features."""
     attrs = _attrs(node)
     tree_ids = np.asarray(attrs["nodes_treeids"].ints, dtype=np.int64)
     node_ids = np.asarray(attrs["nodes_nodeids"].ints, dtype=np.int64)
     features = np.asarray(attrs["nodes_featureids"].ints, dtype=np.int64)
-    branch = np.asarray([m != b"LEAF" for m in attrs["nodes_modes"].strings])
-    sizes = [len(t.left) for t in forest.trees]
-    if tree_ids.size != sum(sizes) or (tree_ids.size and tree_ids.max() >= len(sizes)):
+    branch = np.asarray([m != b"LEAF" for m in attrs["nodes_modes"].strings], dtype=bool)
+    offsets = _offsets(forest)
+    if tree_ids.size != offsets[-1]:
         raise ConversionError("the converted tree node does not match the estimator's trees")
-    for k, tree in enumerate(forest.trees):
-        mine = tree_ids == k
-        ids = node_ids[mine]
-        if not np.array_equal(np.sort(ids), np.arange(len(tree.left))):
-            raise ConversionError(f"tree {k} of the converted node has other nodes")
-        if not np.array_equal(branch[mine], ~tree.is_leaf[ids]):
-            raise ConversionError(f"tree {k} of the converted node splits other nodes")
-        split = branch[mine]
-        if not np.array_equal(features[mine][split], tree.feature[ids][split]):
-            raise ConversionError(f"tree {k} of the converted node splits other features")
-    return tree_ids, node_ids
+    index = _index(forest, tree_ids, node_ids)
+    if not np.all(np.bincount(index, minlength=int(offsets[-1])) == 1):
+        raise ConversionError(
+            f"tree {_first(index, offsets)} of the converted node has other nodes"
+        )
+    wrong = branch != ~(_flat(forest, "left") < 0)[index]
+    if wrong.any():
+        raise ConversionError(
+            f"tree {tree_ids[wrong.argmax()]} of the converted node splits other nodes"
+        )
+    wrong = branch & (features != _flat(forest, "feature")[index])
+    if wrong.any():
+        raise ConversionError(
+            f"tree {tree_ids[wrong.argmax()]} of the converted node splits other features"
+        )
+    return index
+
+
+def _first(index: np.ndarray, offsets: np.ndarray) -> int:
+    """The first tree whose nodes are not each listed once."""
+    counts = np.bincount(index, minlength=int(offsets[-1]))
+    bad = int(np.argmax(counts != 1))
+    return int(np.searchsorted(offsets, bad, side="right") - 1)
 
 
 def splits_of(model: onnx.ModelProto, forest: Forest) -> NodeSplits:
     """What the converted node compares, per tree and scikit-learn node id."""
     node = tree_node(model)
-    tree_ids, node_ids = _positions(node, forest)
+    index = _positions(node, forest)
     attrs = _attrs(node)
     values = _floats(attrs, "nodes_values")
     tracks = attrs.get("nodes_missing_value_tracks_true")
     missing = np.asarray(tracks.ints if tracks else np.zeros(len(values)), dtype=bool)
-    thresholds, lefts = [], []
-    for k, tree in enumerate(forest.trees):
-        mine = tree_ids == k
-        threshold = np.zeros(len(tree.left), dtype=np.float64)
-        threshold[node_ids[mine]] = values[mine]
-        left = np.zeros(len(tree.left), dtype=bool)
-        left[node_ids[mine]] = missing[mine]
-        thresholds.append(threshold)
-        lefts.append(left)
-    return NodeSplits(tuple(thresholds), tuple(lefts), node.input[0])
-
-
-def _aligned(forest: Forest, tree_ids: np.ndarray, node_ids: np.ndarray, field: str) -> np.ndarray:
-    return np.asarray(
-        [getattr(forest.trees[t], field)[n] for t, n in zip(tree_ids, node_ids, strict=True)]
-    )
+    total = int(_offsets(forest)[-1])
+    threshold = np.zeros(total, dtype=np.float64)
+    threshold[index] = values
+    left = np.zeros(total, dtype=bool)
+    left[index] = missing
+    cuts = _offsets(forest)[1:-1]
+    return NodeSplits(tuple(np.split(threshold, cuts)), tuple(np.split(left, cuts)), node.input[0])
 
 
 def _replace(node: onnx.NodeProto, drop: set[str], add: list[onnx.AttributeProto]) -> None:
@@ -238,10 +264,7 @@ def _exact_leaves(
     prefix = "class" if node.op_type == "TreeEnsembleClassifier" else "target"
     trees = np.asarray(attrs[f"{prefix}_treeids"].ints, dtype=np.int64)
     nodes = np.asarray(attrs[f"{prefix}_nodeids"].ints, dtype=np.int64)
-    exact = np.asarray(
-        [forest.trees[t].value[n] for t, n in zip(trees, nodes, strict=True)],  # type: ignore[index]
-        dtype=np.float64,
-    )
+    exact = _flat(forest, "value")[_index(forest, trees, nodes)].astype(np.float64)
     stored = _floats(attrs, f"{prefix}_weights")
     if stored.shape != exact.shape or not np.allclose(stored, exact, rtol=1e-5, atol=1e-6):
         raise ConversionError("the converted tree node holds other leaf values")
@@ -293,9 +316,9 @@ def make_exact(model: onnx.ModelProto, forest: Forest) -> None:
     node does not match the forest.
     """
     node = tree_node(model)
-    tree_ids, node_ids = _positions(node, forest)
-    thresholds = _aligned(forest, tree_ids, node_ids, "threshold").astype(np.float64)
-    missing = _aligned(forest, tree_ids, node_ids, "missing_left").astype(np.int64)
+    index = _positions(node, forest)
+    thresholds = _flat(forest, "threshold")[index].astype(np.float64)
+    missing = _flat(forest, "missing_left")[index].astype(np.int64)
     drop = {"nodes_values", "nodes_values_as_tensor", "nodes_missing_value_tracks_true"}
     add = [helper.make_attribute("nodes_missing_value_tracks_true", missing.tolist())]
     if forest.float32_inputs:
