@@ -57,9 +57,11 @@ def compare(
     *,
     abs_tolerance: float = parity_mod.ABS_TOLERANCE,
     rel_tolerance: float = parity_mod.REL_TOLERANCE,
+    explain: bool = True,
 ) -> dict[str, Any]:
     """The parity record of ``conversion`` on ``rows`` (scikit-learn's outputs given), with
-    the graph kind and, when it fails, the report explaining the differing rows."""
+    the graph kind and, when it fails and ``explain`` is set, the report explaining the
+    differing rows."""
     schema = conversion.schema
     # scikit-learn sees the sample as given, ONNX sees it as served (float32 for a float32
     # graph, float64 for an exact one): the comparison covers what a client gets back
@@ -78,9 +80,29 @@ def compare(
             expected["values"], got[schema["value_output"]], rel_tolerance=rel_tolerance
         )
     result["graph"] = conversion.graph
-    if not result["passed"]:
+    if explain and not result["passed"]:
         result["report"] = parity_report(estimator, conversion, rows, expected, got, result)
     return result
+
+
+def _refused(
+    estimator: BaseEstimator,
+    conversion: Conversion,
+    rows: pd.DataFrame,
+    expected: dict[str, Any],
+    result: dict[str, Any],
+    attempts: list[dict[str, Any]],
+    *,
+    force: bool,
+    exact_graph_error: str | None = None,
+) -> dict[str, Any]:
+    """The failed record of the graph kept, with its report; ParityError unless ``force``."""
+    got = run(conversion.onnx_bytes, conversion.schema, rows)
+    report = parity_report(estimator, conversion, rows, expected, got, result)
+    report["attempts"] = attempts
+    if exact_graph_error is not None:
+        report["exact_graph_error"] = exact_graph_error
+    return parity_mod.enforce({**result, "report": report}, force=force)
 
 
 def check_parity(
@@ -144,7 +166,12 @@ def convert_verified(
     When neither passes, the one with fewer differing rows is kept (the exact one on a tie)
     and ParityError is raised unless ``force``.
     """
-    tolerances = {"abs_tolerance": abs_tolerance, "rel_tolerance": rel_tolerance}
+    # reports are built for the graph kept only: replaying the trees is not free
+    tolerances: dict[str, Any] = {
+        "abs_tolerance": abs_tolerance,
+        "rel_tolerance": rel_tolerance,
+        "explain": False,
+    }
     fast = convert(estimator, frame)
     rows = parity_rows(frame)
     expected = _sklearn_outputs(estimator, rows, fast.schema["task"])
@@ -159,9 +186,17 @@ def convert_verified(
     except ConversionError as exc:
         reason = f"{_differ(fast_result)}; no exact graph: {exc}"
         choice = {"graph": GRAPH_FLOAT32, "reason": reason, "attempts": attempts}
-        fast_result["report"]["attempts"] = attempts
-        fast_result["report"]["exact_graph_error"] = str(exc)
-        return Verified(fast, parity_mod.enforce(fast_result, force=force), choice)
+        record = _refused(
+            estimator,
+            fast,
+            rows,
+            expected,
+            fast_result,
+            attempts,
+            force=force,
+            exact_graph_error=str(exc),
+        )
+        return Verified(fast, record, choice)
     exact_result = compare(estimator, exact, rows, expected, **tolerances)
     attempts.append(_attempt(exact_result))
     if exact_result["passed"]:
@@ -170,7 +205,7 @@ def convert_verified(
         return Verified(exact, exact_result, choice)
     keep_exact = exact_result["rows_differ"] <= fast_result["rows_differ"]
     conversion, result = (exact, exact_result) if keep_exact else (fast, fast_result)
-    result["report"]["attempts"] = attempts
     reason = f"{_differ(fast_result)}; {_differ(exact_result)}; kept the {conversion.graph} graph"
     choice = {"graph": conversion.graph, "reason": reason, "attempts": attempts}
-    return Verified(conversion, parity_mod.enforce(result, force=force), choice)
+    record = _refused(estimator, conversion, rows, expected, result, attempts, force=force)
+    return Verified(conversion, record, choice)

@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
-from converters import ConversionError, convert, prepare, run
+from converters import ConversionError, ParityError, convert, prepare, run
 from converters.exact_graph import split_final
 from converters.trees import (
     Tree,
@@ -213,3 +213,29 @@ def test_float32_graphs_are_kept_where_they_are_exact(churn_data, fit_quiet):
     sample = pd.Series(prepared.reference["numerical"]["charges"]["sample"])
     assert sample.isin(X["charges"].astype(np.float32).astype(np.float64)).all()
     assert not sample.isin(X["charges"]).all()
+
+
+def test_without_an_exact_graph_the_float32_report_says_why(churn_data, fit_quiet):
+    # the double SimpleImputer handles NaN markers only: no exact graph for missing_values=-1
+    X, y, _ = churn_data(600)
+    pipeline = make_pipeline(
+        SimpleImputer(missing_values=-1.0),
+        StandardScaler(),
+        RandomForestClassifier(n_estimators=10, random_state=0),
+    )
+    fit_quiet(pipeline, X[NUMERIC], y)
+    sample = X[NUMERIC].assign(y=y)
+    with pytest.raises(ParityError) as info:
+        prepare(pipeline, sample, "y")
+    message = str(info.value)
+    assert message.startswith("parity check failed on the float32 graph: ")
+    report = info.value.parity["report"]
+    assert report["graph"] == "float32" and [a["graph"] for a in report["attempts"]] == ["float32"]
+    assert "SimpleImputer" in report["exact_graph_error"]
+    assert report["rows_differ"] == info.value.parity["rows_differ"] > 0
+    assert report["explained_rows"] == report["rows_differ"]
+    assert all(w["split"]["rule"] == "float32(x) <= threshold" for w in report["worst"])
+    forced = prepare(pipeline, sample, "y", force=True)
+    assert forced.parity["forced"] is True and forced.parity["report"] == report
+    assert forced.lineage["conversion"]["graph"] == "float32"
+    assert "no exact graph: cannot convert step" in forced.lineage["conversion"]["reason"]
