@@ -18,8 +18,7 @@ from converters.parity import ABS_TOLERANCE, REL_TOLERANCE
 from converters.reference import build_reference
 from converters.runner import run
 from converters.schema import align_sample
-from converters.sklearn_onnx import convert
-from converters.verify import check_parity
+from converters.verify import convert_verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +51,14 @@ def prepare(
     check_estimator(estimator)
     features, y = split_label(sample, label)
     features = align_sample(estimator, features)
-    conversion = convert(estimator, features)
-    parity = check_parity(
+    verified = convert_verified(
         estimator,
-        conversion,
         features,
         force=force,
         abs_tolerance=abs_tolerance,
         rel_tolerance=rel_tolerance,
     )
+    conversion, parity = verified.conversion, verified.parity
     schema = conversion.schema
     outputs = run(conversion.onnx_bytes, schema, features)
     lineage = build_lineage(
@@ -69,6 +67,7 @@ def prepare(
         fingerprint=dataset_fingerprint(sample),
         sample_rows=len(sample),
         onnx_info=conversion.onnx_info,
+        conversion=verified.choice,
         performance=sample_performance(schema, y, outputs) if y is not None else None,
         metadata=metadata,
         git_commit=git_commit,

@@ -135,6 +135,7 @@ def build_lineage(
     fingerprint: str,
     sample_rows: int,
     onnx_info: dict[str, Any],
+    conversion: dict[str, Any] | None = None,
     performance: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
     git_commit: str | None = None,
@@ -162,6 +163,8 @@ def build_lineage(
         },
         "performance": performance or {},
         "onnx": onnx_info,
+        # which graph was registered and why (converters.verify.convert_verified)
+        "conversion": conversion or {"graph": "float32", "reason": None, "attempts": []},
         "git_commit": git_commit,
     }
     metadata = dict(metadata or {})

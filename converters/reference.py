@@ -3,8 +3,9 @@
 Binning follows docs/contracts.md, "Statistics semantics": inner edges are the quantiles at
 1/bins .. (bins-1)/bins, deduplicated; a value lands in ``np.searchsorted(edges, x,
 side="right")``, so the outer bins are open and out-of-range values are still counted.
-Numerical values are rounded through float32 first: that is what the served model
-receives, so a value sitting exactly on an edge falls in the same bin online and here.
+Numerical values are rounded through float32 first when the graph takes float32 (an exact
+graph takes float64): that is what the served model receives, so a value sitting exactly on
+an edge falls in the same bin online and here.
 """
 
 from __future__ import annotations
@@ -56,10 +57,16 @@ def _sample(values: np.ndarray, max_sample: int, rng: np.random.Generator) -> li
 
 
 def numerical_reference(
-    values: np.ndarray, *, bins: int = BINS, max_sample: int = MAX_SAMPLE, seed: int = 0
+    values: np.ndarray,
+    *,
+    bins: int = BINS,
+    max_sample: int = MAX_SAMPLE,
+    seed: int = 0,
+    served: type = np.float32,
 ) -> dict[str, Any]:
+    """``served``: the float type the graph receives (float64 for an exact graph)."""
     raw = np.asarray(values, dtype=np.float64)
-    values = raw.astype(np.float32).astype(np.float64)
+    values = raw.astype(served).astype(np.float64)
     present = values[~np.isnan(values)]
     edges = quantile_edges(present, bins)
     return {
@@ -108,7 +115,11 @@ def build_reference(
         if feature["kind"] == "numerical":
             values = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
             numerical[name] = numerical_reference(
-                values, bins=bins, max_sample=max_sample, seed=seed + index
+                values,
+                bins=bins,
+                max_sample=max_sample,
+                seed=seed + index,
+                served=np.float64 if feature.get("dtype") == "float64" else np.float32,
             )
         else:
             categorical[name] = categorical_reference(frame[name])

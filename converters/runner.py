@@ -15,8 +15,13 @@ def _strings(column: pd.Series) -> np.ndarray:
     return np.asarray([str(v) for v in values], dtype=object)
 
 
+# numeric input datatype -> what the gateway feeds onnxruntime for it
+_NUMBERS = {"FP32": np.float32, "FP64": np.float64}
+
+
 def feeds(schema: dict[str, Any], frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The ONNX input tensors for ``frame`` (float32 numbers, object arrays of str)."""
+    """The ONNX input tensors for ``frame`` as served: numbers in the input's float type
+    (float32, or float64 for an exact graph), object arrays of str."""
     result = {}
     for spec in schema["inputs"]:
         cols = spec["features"]
@@ -24,7 +29,8 @@ def feeds(schema: dict[str, Any], frame: pd.DataFrame) -> dict[str, np.ndarray]:
             result[spec["name"]] = _strings(frame[cols[0]]).reshape(-1, 1)
         else:
             block = frame[cols].to_numpy(dtype=np.float64, na_value=np.nan)
-            result[spec["name"]] = np.ascontiguousarray(block, dtype=np.float32)
+            dtype = _NUMBERS[spec["datatype"]]
+            result[spec["name"]] = np.ascontiguousarray(block, dtype=dtype)
     return result
 
 

@@ -74,13 +74,14 @@ def align_sample(estimator: BaseEstimator, frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def infer_features(frame: pd.DataFrame) -> list[dict[str, str]]:
-    """numbers (and bools) -> float32 numerical; strings / objects / categories -> categorical."""
+def infer_features(frame: pd.DataFrame, numeric: str = "float32") -> list[dict[str, str]]:
+    """numbers (and bools) -> ``numeric`` (float32, or float64 for an exact graph) numerical;
+    strings / objects / categories -> categorical."""
     features = []
     for name in frame.columns:
         column = frame[name]
         if is_numeric_column(column) and not isinstance(column.dtype, pd.CategoricalDtype):
-            features.append({"name": name, "dtype": "float32", "kind": "numerical"})
+            features.append({"name": name, "dtype": numeric, "kind": "numerical"})
         else:
             features.append({"name": name, "dtype": "string", "kind": "categorical"})
     return features
@@ -101,14 +102,21 @@ def needs_column_inputs(estimator: BaseEstimator, features: list[dict[str, str]]
     return any(isinstance(step, ColumnTransformer) for _, step in iter_steps(estimator))
 
 
+# feature dtype -> OIP datatype of its graph input
+_NUMERIC_INPUT = {"float32": "FP32", "float64": "FP64"}
+
+
 def input_plan(features: list[dict[str, str]], per_column: bool) -> list[dict[str, Any]]:
+    numeric = {_NUMERIC_INPUT[f["dtype"]] for f in features if f["kind"] == "numerical"}
+    datatype = numeric.pop() if len(numeric) == 1 else "FP32"
     if not per_column:
         names = [f["name"] for f in features]
-        return [{"name": "input", "datatype": "FP32", "shape": [-1, len(names)], "features": names}]
+        shape = [-1, len(names)]
+        return [{"name": "input", "datatype": datatype, "shape": shape, "features": names}]
     return [
         {
             "name": f["name"],
-            "datatype": "BYTES" if f["kind"] == "categorical" else "FP32",
+            "datatype": "BYTES" if f["kind"] == "categorical" else _NUMERIC_INPUT[f["dtype"]],
             "shape": [-1, 1],
             "features": [f["name"]],
         }
@@ -167,7 +175,7 @@ def graph_outputs(model: onnx.ModelProto, task: str, n_classes: int) -> dict[str
         if task == "classification":
             if roles["label_output"] is None and datatype in ("INT64", "BYTES") and rank == 1:
                 roles["label_output"] = out.name
-            elif roles["probability_output"] is None and datatype == "FP32" and rank == 2:
+            elif roles["probability_output"] is None and datatype in ("FP32", "FP64") and rank == 2:
                 roles["probability_output"] = out.name
                 shape = [-1, n_classes]
         elif roles["value_output"] is None and datatype in ("FP32", "FP64"):

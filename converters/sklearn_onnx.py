@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -10,22 +11,32 @@ import onnx
 import onnxruntime
 import pandas as pd
 import skl2onnx
-from skl2onnx import get_model_alias, to_onnx
-from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+from skl2onnx import convert_sklearn, get_model_alias
+from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from converters.double_ops import DOUBLE_CONVERTERS
 from converters.errors import ConversionError
 from converters.estimator import final_step, iter_steps
+from converters.exact_graph import build as build_exact
 from converters.frameworks import register_converters
 from converters.schema import build_schema, infer_features, input_plan, needs_column_inputs
+from converters.trees import forest_of
 
 # Opset 17 / ai.onnx.ml 3 load in every onnxruntime the project supports (>= 1.18) and cover
 # every converter we rely on; newer opsets buy nothing for these operators.
 TARGET_OPSET = 17
 ML_OPSET = 3
 
+# The two graphs `convert` builds (docs/conversion.md): float32 inputs and arithmetic, or
+# float64 inputs and preprocessing with tree splits decided as scikit-learn decides them.
+GRAPH_FLOAT32 = "float32"
+GRAPH_EXACT = "exact-double"
+GRAPHS = (GRAPH_FLOAT32, GRAPH_EXACT)
+
+_TENSOR_TYPES = {"BYTES": StringTensorType, "FP32": FloatTensorType, "FP64": DoubleTensorType}
 _CONTAINERS = (Pipeline, ColumnTransformer, FeatureUnion)
 
 
@@ -34,6 +45,7 @@ class Conversion:
     onnx_bytes: bytes
     schema: dict[str, Any]
     onnx_info: dict[str, Any]  # lineage "onnx" section: opsets and tool versions
+    graph: str = GRAPH_FLOAT32  # one of GRAPHS
 
 
 def _reason(exc: BaseException) -> str:
@@ -77,8 +89,7 @@ def _initial_types(inputs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     types = []
     for spec in inputs:
         width = spec["shape"][1]
-        tensor = StringTensorType if spec["datatype"] == "BYTES" else FloatTensorType
-        types.append((spec["name"], tensor([None, width])))
+        types.append((spec["name"], _TENSOR_TYPES[spec["datatype"]]([None, width])))
     return types
 
 
@@ -87,27 +98,56 @@ def _opsets(model: onnx.ModelProto) -> tuple[int, int | None]:
     return found.get("", found.get("ai.onnx", TARGET_OPSET)), found.get("ai.onnx.ml")
 
 
-def convert(estimator: BaseEstimator, sample: pd.DataFrame) -> Conversion:
-    """Convert a fitted estimator; ``sample`` holds its feature columns in training order."""
-    tool_versions = register_converters(estimator)  # XGBoost / LightGBM steps, lazily
-    check_convertible(estimator)
-    features = infer_features(sample)
-    inputs = input_plan(features, needs_column_inputs(estimator, features))
-    options: dict[Any, Any] = {}
-    if is_classifier(estimator):
-        options[id(final_step(estimator)[1])] = {"zipmap": False}
+def _skl2onnx(
+    part: Any,
+    initial_types: list[tuple[str, Any]],
+    options: dict[Any, Any],
+    *,
+    blame: BaseEstimator,
+) -> onnx.ModelProto:
+    """skl2onnx on ``part`` (the estimator, or a piece of it); errors name the step of
+    ``blame`` at fault."""
     try:
         with warnings.catch_warnings():
             # skl2onnx reads attributes scikit-learn has deprecated; that is not our user's problem
             warnings.simplefilter("ignore")
-            model = to_onnx(
-                estimator,
-                initial_types=_initial_types(inputs),
+            return convert_sklearn(
+                part,
+                initial_types=initial_types,
                 target_opset={"": TARGET_OPSET, "ai.onnx.ml": ML_OPSET},
                 options=options,
+                custom_conversion_functions=DOUBLE_CONVERTERS,
             )
     except Exception as exc:  # skl2onnx raises anything from RuntimeError to protobuf errors
-        raise ConversionError(_blame(estimator, exc)) from None
+        raise ConversionError(_blame(blame, exc)) from None
+
+
+def convert(
+    estimator: BaseEstimator, sample: pd.DataFrame, *, graph: str = GRAPH_FLOAT32
+) -> Conversion:
+    """Convert a fitted estimator; ``sample`` holds its feature columns in training order.
+
+    ``graph``: GRAPH_FLOAT32 (float32 inputs, skl2onnx's graph) or GRAPH_EXACT (float64
+    inputs and preprocessing; for tree models, splits decided by scikit-learn's rule, see
+    converters.exact_graph).
+    """
+    if graph not in GRAPHS:
+        raise ValueError(f"unknown graph {graph!r}")
+    exact = graph == GRAPH_EXACT
+    tool_versions = register_converters(estimator)  # XGBoost / LightGBM steps, lazily
+    check_convertible(estimator)
+    features = infer_features(sample, "float64" if exact else "float32")
+    inputs = input_plan(features, needs_column_inputs(estimator, features))
+    options: dict[Any, Any] = {}
+    if is_classifier(estimator):
+        options[id(final_step(estimator)[1])] = {"zipmap": False}
+
+    convert_part = functools.partial(_skl2onnx, blame=estimator)
+    forest = forest_of(estimator) if exact else None
+    if forest is None:
+        model = convert_part(estimator, _initial_types(inputs), options)
+    else:
+        model = build_exact(estimator, forest, _initial_types(inputs), options, convert_part)
     onnx_bytes = model.SerializeToString()
     try:
         onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
@@ -125,4 +165,4 @@ def convert(estimator: BaseEstimator, sample: pd.DataFrame) -> Conversion:
         "onnxruntime_version": onnxruntime.__version__,
         **tool_versions,
     }
-    return Conversion(onnx_bytes=onnx_bytes, schema=schema, onnx_info=info)
+    return Conversion(onnx_bytes=onnx_bytes, schema=schema, onnx_info=info, graph=graph)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 from typing import Any
 
-from gateway.cli.common import actor, common_options, opened_registry
+from gateway.cli.common import actor, common_options, home_of, opened_registry
 from gateway.cli.extras import CONVERT, needs_extra
 from gateway.cli.output import CLIError, fail, print_json, print_table
+from gateway.cli.parity_report import REPORTS_DIR, report_lines, write_report
 from registry.models import ModelVersion
 
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}")
@@ -47,6 +49,7 @@ def _version_dict(mv: ModelVersion) -> dict[str, Any]:
         "config_hash": mv.lineage.get("config_hash"),
         "performance": mv.lineage.get("performance"),
         "parity": mv.parity,
+        "graph": (mv.lineage.get("conversion") or {}).get("graph"),
         "inputs": mv.schema.get("inputs"),
         "created_by": mv.created_by,
         "version_change": mv.lineage.get("version_change"),
@@ -80,10 +83,18 @@ def _parity_summary(parity: dict[str, Any]) -> tuple[Any, Any, str]:
     return parity.get("max_abs_diff"), f"rel {parity.get('max_rel_diff', 0):.3g}", verdict
 
 
+def _failed_report(args: argparse.Namespace, parity: dict[str, Any]) -> Path:
+    """Where the report of a refused registration goes: --parity-report, else the home."""
+    path = args.parity_report or home_of(args).root / REPORTS_DIR / f"{args.name}.json"
+    document = {"model": args.name, "version": args.version, "bump": args.bump, "parity": parity}
+    return write_report(Path(path), document)
+
+
 async def cmd_convert(args: argparse.Namespace) -> int:
     with needs_extra(CONVERT, "modelgate convert"):
         from converters import (
             ConversionError,
+            ParityError,
             git_commit_of,
             load_estimator,
             load_metadata,
@@ -117,8 +128,14 @@ async def cmd_convert(args: argparse.Namespace) -> int:
                 git_commit=None if args.git_commit else git_commit_of(args.estimator),
                 **_tolerances(args.tolerance),
             )
+    except ParityError as exc:
+        path = _failed_report(args, exc.parity)
+        raise CLIError(f"{exc}; full report: {path}") from None
     except ConversionError as exc:
         raise CLIError(str(exc)) from None
+    if args.parity_report:
+        document = {"model": mv.model, "version": mv.version, "parity": mv.parity}
+        write_report(Path(args.parity_report), document)
     if args.json:
         print_json(_version_dict(mv))
         return 0
@@ -135,10 +152,12 @@ async def cmd_convert(args: argparse.Namespace) -> int:
         max_diff,
         agreement,
         verdict,
+        (mv.lineage.get("conversion") or {}).get("graph"),
     )
-    print_table(
-        [row], ["model", "version", "stage", "sha256", "rows", "max_diff", "agreement", "parity"]
-    )
+    headers = ["model", "version", "stage", "sha256", "rows", "max_diff", "agreement", "parity"]
+    print_table([row], [*headers, "graph"])
+    for line in report_lines(mv.parity):
+        print(line)
     return 0
 
 
@@ -234,6 +253,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="",
         metavar="TEXT",
         help="why: recorded in the audit log (required to force past the major-version rule)",
+    )
+    p.add_argument(
+        "--parity-report",
+        metavar="FILE.json",
+        help="write the parity record (with the report of differing rows when it fails) "
+        "here; a refused registration writes it to $MODELGATE_HOME/parity-reports/N.json",
     )
     p.add_argument(
         "--tolerance",

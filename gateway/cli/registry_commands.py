@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway.cli.common import actor, common_options, named_number, opened_registry
 from gateway.cli.output import CLIError, print_json, print_mapping, print_table
+from gateway.cli.parity_report import report_lines
 from gateway.cli.stage_gate import (
     forced_promotion,
     gate_for,
@@ -104,6 +105,7 @@ async def cmd_show(args: argparse.Namespace) -> int:
     else:
         lineage = mv.lineage or {}
         training = lineage.get("training") or {}
+        conversion = lineage.get("conversion") or {}
         print_mapping(
             [
                 ("model", mv.model),
@@ -117,6 +119,8 @@ async def cmd_show(args: argparse.Namespace) -> int:
                 ("dataset_version", training.get("dataset_version")),
                 ("config_hash", lineage.get("config_hash")),
                 ("parity", _parity_cell(mv)),
+                ("graph", conversion.get("graph")),
+                ("graph_reason", conversion.get("reason")),
                 ("artifact", f"sha256:{mv.artifact_sha256} ({mv.artifact_size} bytes)"),
                 ("created", f"{mv.created_at} by {mv.created_by or '-'}"),
                 ("stage_changed_at", mv.stage_changed_at),
@@ -124,6 +128,10 @@ async def cmd_show(args: argparse.Namespace) -> int:
                 ("tags", [f"{k}={v}" for k, v in sorted(mv.tags.items())]),
             ]
         )
+        report = report_lines(mv.parity)
+        if report:
+            print()
+            print("\n".join(report))
     return 0
 
 

@@ -53,6 +53,36 @@ def mixed_frame(rows: int = 600, seed: int = 0):
     return frame, y
 
 
+def churn_frame(rows: int = 3000, seed: int = 0):
+    """The issue's table: three numeric columns holding repeated rounded values (so training
+    rows sit exactly on split thresholds), two string columns, a binary label and a target."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "tenure": rng.integers(1, 72, rows).astype(float),
+            "charges": rng.normal(60, 20, rows).round(2),
+            "usage": rng.gamma(2.0, 30.0, rows).round(1),
+            "plan": pd.array(rng.choice(["basic", "pro", "team"], rows), dtype="str"),
+            "region": pd.array(rng.choice(["eu", "us", "apac"], rows), dtype="str"),
+        }
+    )
+    logit = (
+        -0.04 * frame.tenure
+        + 0.03 * (frame.charges - 60)
+        + 0.01 * (frame.usage - 60)
+        + (frame.plan == "basic") * 1.0
+    )
+    y = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int).to_numpy()
+    target = (
+        0.5 * frame.tenure
+        + 0.2 * frame.charges
+        + 0.1 * frame.usage
+        + (frame.plan == "basic") * 5.0
+        + rng.normal(0, 1, rows)
+    ).to_numpy()
+    return frame, y, target
+
+
 # helpers as fixtures: with --import-mode=importlib, test modules cannot import conftest
 @pytest.fixture
 def fit_quiet():
@@ -67,3 +97,8 @@ def numeric_data():
 @pytest.fixture
 def mixed_data():
     return mixed_frame
+
+
+@pytest.fixture(scope="session")
+def churn_data():
+    return churn_frame

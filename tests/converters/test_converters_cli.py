@@ -81,7 +81,8 @@ def test_convert_prints_version_parity_and_sha(files, capsys):
     assert code == 0 and err == ""
     header, row = out.strip().splitlines()
     assert header.split()[:4] == ["MODEL", "VERSION", "STAGE", "SHA256"]
-    assert row.split()[:3] == ["forest", "1.0.0", "none"] and row.split()[-1] == "passed"
+    assert row.split()[:3] == ["forest", "1.0.0", "none"]
+    assert row.split()[-2:] == ["passed", "float32"]  # the float32 graph reproduces the forest
     (names, versions), blobs = _snapshot(files / "home")
     assert versions == [("forest", "1.0.0")] and blobs[0].startswith(row.split()[3])
 
@@ -146,15 +147,28 @@ def test_parity_failure_is_refused_then_forced(files, capsys):
         "--home",
         str(files / "home"),
     ]
-    # float32 inference always rounds a logistic model's probabilities a little
+    # float32 inference always rounds a logistic model's probabilities a little, and the
+    # exact-double graph still differs in the last bits (summation order)
     code, _, err = _run(capsys, *base, "--tolerance", "0")
-    assert code == 2
-    assert (
-        err.startswith("modelgate: error: parity check failed: max |Δp|") and err.count("\n") == 1
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(
+        "modelgate: error: parity check failed on the exact-double graph "
+        "(float32 graph: 200 rows differ): "
     )
+    assert " of 200 rows differ, max |Δp| " in err and "; worst row " in err
+    report_path = files / "home" / "parity-reports" / "logistic.json"
+    assert err.rstrip().endswith(f"; full report: {report_path}")
+    stored = json.loads(report_path.read_text())
+    report = stored["parity"]["report"]
+    assert stored["model"] == "logistic" and stored["parity"]["passed"] is False
+    assert report["graph"] == "exact-double" and report["rows"] == 200
+    assert [a["graph"] for a in report["attempts"]] == ["float32", "exact-double"]
+    assert report["rows_differ"] == stored["parity"]["rows_differ"] > 0
+    assert len(report["worst"]) == 10 and report["splits"] == []  # no trees, no splits
     assert _snapshot(files / "home") == (([], []), [])
     code, out, _ = _run(capsys, *base, "--tolerance", "0", "--force")
     assert code == 0 and "FAILED (forced)" in out
+    assert "parity report (exact-double graph): " in out and "graphs tried: float32" in out
 
 
 @pytest.mark.parametrize(
