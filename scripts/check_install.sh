@@ -280,8 +280,15 @@ check_min() {
   local pinned
   pinned="$(grep -v '^#' "$constraints" | cut -d';' -f1 | tr '\n' ' ')"
   echo "lowest core versions: $pinned"
-  (cd "$SRC" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "${MIN_TESTS[@]}" 2>&1 |
-    tee -a "$log" | tail -n 1) || { fail "min: the serving tests on the lowest versions" "$log"; return 1; }
+  local status=0
+  (cd "$SRC" && exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "${MIN_TESTS[@]}") \
+    >>"$log" 2>&1 || status=$?
+  echo "pytest exit status $status" >>"$log"
+  if [ "$status" != 0 ]; then
+    fail "min: the serving tests on the lowest versions (pytest exit status $status)" "$log"
+    return 1
+  fi
+  echo "min: $(tail -n 2 "$log" | head -n 1)"
   pass "min: serving tests pass on the lowest core versions ($((SECONDS - start)) s)"
 }
 
