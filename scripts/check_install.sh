@@ -33,7 +33,6 @@ MIN_TESTS=(
   tests/gateway/test_monitoring_metrics.py
   tests/registry/test_registry_store.py
   tests/registry/test_registry_metadata_yaml.py
-  tests/install
 )
 # what the serving tests need beyond `.[convert]` (the zoo registry is built with it)
 MIN_TEST_TOOLS=(pytest pytest-asyncio httpx "tritonclient[http]")
