@@ -36,7 +36,8 @@ MIN_TESTS=(
 )
 # what the serving tests need beyond `.[convert]` (the zoo registry is built with it)
 MIN_TEST_TOOLS=(pytest pytest-asyncio httpx "tritonclient[http]")
-OPTIONAL=(sklearn skl2onnx onnx pandas scipy matplotlib httpx pyarrow joblib)
+OPTIONAL=(sklearn skl2onnx onnx pandas scipy matplotlib httpx pyarrow joblib xgboost lightgbm
+  onnxmltools mlflow)
 
 checks=("$@")
 [ ${#checks[@]} -gt 0 ] || checks=(readme core min)
