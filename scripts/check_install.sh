@@ -16,6 +16,9 @@
 # non-zero on any failure. Uncommitted changes are not checked (the clone is of HEAD).
 # pip's cache is reused; core and min install with --no-compile (no .pyc written ahead:
 # on 2 cores that halves the install time). Details: docs/installing.md.
+
+# the checks are called by name ("check_$check"), which shellcheck cannot follow
+# shellcheck disable=SC2317
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -33,36 +36,16 @@ MIN_TESTS=(
   tests/gateway/test_monitoring_metrics.py
   tests/registry/test_registry_store.py
   tests/registry/test_registry_metadata_yaml.py
-  tests/install
 )
 # what the serving tests need beyond `.[convert]` (the zoo registry is built with it)
 MIN_TEST_TOOLS=(pytest pytest-asyncio httpx "tritonclient[http]")
-OPTIONAL=(sklearn skl2onnx onnx pandas scipy matplotlib httpx pyarrow joblib)
+OPTIONAL=(sklearn skl2onnx onnx pandas scipy matplotlib httpx pyarrow joblib xgboost lightgbm
+  onnxmltools mlflow)
 
-checks=("$@")
-[ ${#checks[@]} -gt 0 ] || checks=(readme core min)
-for check in "${checks[@]}"; do
-  case "$check" in
-    readme | core | min) ;;
-    *) echo "usage: $0 [readme] [core] [min]" >&2; exit 2 ;;
-  esac
-done
-if [[ " ${checks[*]} " == *" core "* && " ${checks[*]} " != *" readme "* ]]; then
-  echo "note: core serves the registry readme builds: running readme first"
-  checks=(readme "${checks[@]}")
-fi
-
-# the user's environment, not the developer's: no PYTHONPATH into a worktree, no settings
-unset PYTHONPATH PYTHONHOME VIRTUAL_ENV PROMETHEUS_MULTIPROC_DIR
-while read -r name; do unset "$name"; done < <(compgen -e | grep '^MODELGATE_' || true)
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/modelgate-install.XXXXXX")"
-SRC="$WORK/src"
-LOGS="$WORK/logs"
-mkdir -p "$LOGS" "$WORK/run"
 passed=0
 failed=0
 SERVER_PID=""
+WORK=""
 
 stop_server() {
   [ -n "$SERVER_PID" ] || return 0
@@ -84,7 +67,6 @@ finish() {
     echo "install check files kept in $WORK"
   fi
 }
-trap finish EXIT
 
 pass() { echo "PASS $1"; passed=$((passed + 1)); }
 
@@ -174,12 +156,12 @@ expect_extra() {
 
 clone() {
   local commit
-  commit="$(git -C "$ROOT" rev-parse HEAD)"
+  commit="$(git -C "$ROOT" rev-parse HEAD)" || return 1
   if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no)" ]; then
     echo "note: uncommitted changes are not checked (the clone is of $commit)"
   fi
-  git clone -q --no-checkout "$ROOT" "$SRC"
-  git -C "$SRC" checkout -q --detach "$commit"
+  git clone -q --no-checkout "$ROOT" "$SRC" && git -C "$SRC" checkout -q --detach "$commit" ||
+    return 1
   echo "install checks of $commit in $WORK"
 }
 
@@ -280,14 +262,50 @@ check_min() {
   local pinned
   pinned="$(grep -v '^#' "$constraints" | cut -d';' -f1 | tr '\n' ' ')"
   echo "lowest core versions: $pinned"
-  (cd "$SRC" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "${MIN_TESTS[@]}" 2>&1 |
-    tee -a "$log" | tail -n 1) || { fail "min: the serving tests on the lowest versions" "$log"; return 1; }
+  local status=0
+  (cd "$SRC" && exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "${MIN_TESTS[@]}") \
+    >>"$log" 2>&1 || status=$?
+  echo "pytest exit status $status" >>"$log"
+  if [ "$status" != 0 ]; then
+    fail "min: the serving tests on the lowest versions (pytest exit status $status)" "$log"
+    return 1
+  fi
+  echo "min: $(tail -n 2 "$log" | head -n 1)"
   pass "min: serving tests pass on the lowest core versions ($((SECONDS - start)) s)"
 }
 
-clone
-for check in "${checks[@]}"; do
-  "check_$check" || true
-done
-echo "install: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+# all in one function, called on the last line: bash has read the whole file before it
+# runs anything, so editing the script while it runs cannot break the run
+main() {
+  checks=("$@")
+  [ ${#checks[@]} -gt 0 ] || checks=(readme core min)
+  for check in "${checks[@]}"; do
+    case "$check" in
+      readme | core | min) ;;
+      *) echo "usage: $0 [readme] [core] [min]" >&2; exit 2 ;;
+    esac
+  done
+  if [[ " ${checks[*]} " == *" core "* && " ${checks[*]} " != *" readme "* ]]; then
+    echo "note: core serves the registry readme builds: running readme first"
+    checks=(readme "${checks[@]}")
+  fi
+
+  # the user's environment, not the developer's: no PYTHONPATH into a worktree, no settings
+  unset PYTHONPATH PYTHONHOME VIRTUAL_ENV PROMETHEUS_MULTIPROC_DIR
+  while read -r name; do unset "$name"; done < <(compgen -e | grep '^MODELGATE_' || true)
+
+  WORK="$(mktemp -d "${TMPDIR:-/tmp}/modelgate-install.XXXXXX")"
+  SRC="$WORK/src"
+  LOGS="$WORK/logs"
+  mkdir -p "$LOGS" "$WORK/run"
+  trap finish EXIT
+
+  clone || { fail "clone: cannot clone the commit of $ROOT"; exit 1; }
+  for check in "${checks[@]}"; do
+    "check_$check" || true
+  done
+  echo "install: $passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+}
+
+main "$@"; exit $?

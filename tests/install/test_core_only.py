@@ -2,7 +2,8 @@
 
 Every command runs in a subprocess whose PYTHONPATH starts with ``blocked_site/``: its
 ``sitecustomize`` makes scikit-learn, skl2onnx, onnx, pandas, scipy, matplotlib, httpx,
-pyarrow and joblib raise ModuleNotFoundError, as on a machine after ``pip install .``. The
+pyarrow, joblib (and the planned extras' xgboost, lightgbm, onnxmltools, mlflow) raise
+ModuleNotFoundError, as on a machine after ``pip install .``. The
 registry is built here, in the test process, which has the ``convert`` extra.
 """
 
@@ -25,7 +26,7 @@ from tests.support.gateway_process import GatewayProcess
 REPO = Path(__file__).resolve().parents[2]
 BLOCKED_SITE = Path(__file__).resolve().parent / "blocked_site"
 OPTIONAL = ("sklearn", "skl2onnx", "onnx", "pandas", "scipy", "matplotlib", "httpx", "pyarrow")
-OPTIONAL += ("joblib",)
+OPTIONAL += ("joblib", "xgboost", "lightgbm", "onnxmltools", "mlflow")
 TOKEN = "core-only-token"
 ROW = [0.5, -1.0, 0.25, 2.0]
 

@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 
-OPTIONAL = "sklearn,skl2onnx,onnx,pandas,scipy,matplotlib,httpx,pyarrow,joblib"
+# the extras' packages (convert, test, bench), and those of the planned extras
+# (frameworks: xgboost, lightgbm, onnxmltools; mlflow): blocking one that is not installed
+# costs nothing, and catches a module-level import of it the day it is
+OPTIONAL = (
+    "sklearn,skl2onnx,onnx,pandas,scipy,matplotlib,httpx,pyarrow,joblib,"
+    "xgboost,lightgbm,onnxmltools,mlflow"
+)
 BLOCKED = frozenset(
     name.strip()
     for name in os.environ.get("MODELGATE_BLOCKED_IMPORTS", OPTIONAL).split(",")
