@@ -25,10 +25,9 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PYTHON:-python3}"
 README_PORT=8000 # the port the README's commands use
 READY_TIMEOUT_S="${MODELGATE_INSTALL_READY_TIMEOUT_S:-900}"
-# uvicorn's fast path (gateway/dataplane/http/fastpath.py) uses uvicorn internals that
-# 0.30 lacks: the min check pins uvicorn to at least the tested 0.55 series until
-# pyproject.toml's own bound says so (then this floor changes nothing)
-MIN_FLOORS=(--floor uvicorn==0.55.0)
+# extra floors over pyproject.toml's lower bounds (none: its bounds are the tested ones;
+# uvicorn's lower bound is the first release with every internal the fast path uses)
+MIN_FLOORS=()
 MIN_TESTS=(
   tests/gateway/dataplane
   tests/gateway/test_serve_uvicorn.py
