@@ -8,6 +8,11 @@ and then each ``SERVICES`` start hook, and stops everything in reverse order.
 ``create_app_from_env()`` is the factory uvicorn imports in each worker process (settings
 travel through ``MODELGATE_*`` variables).
 
+On a PostgreSQL registry the node saves every view it publishes in its home folder
+(``serving/saved_view``). If the database is unreachable at start, the node serves that
+saved view from its verified artifact cache (or, without one, starts not ready); the
+readiness body and the log say which, and the watcher converges once the database answers.
+
 Adding a background service: append its ``(start, stop)`` pair of
 ``async def hook(state: GatewayState) -> None`` to ``SERVICES``; a start hook runs after the
 first publish, the stop hooks of the services that started run in reverse order first at
@@ -16,6 +21,7 @@ shutdown, each in its own try (a failing stop is logged, the others still run).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -38,12 +44,16 @@ from gateway.monitoring.binder import Monitoring, shared_feedback_dir
 from gateway.monitoring.metrics.prometheus import MetricsRegistry
 from gateway.monitoring.timers import start_monitoring, stop_monitoring
 from gateway.routes import HotPaths, build_routes
+from gateway.serving.link import FROM_NOTHING, FROM_SAVED_VIEW, RegistryLink
 from gateway.serving.publisher import Publisher
+from gateway.serving.saved_view import CachedArtifacts, SavedView
 from gateway.serving.watcher import GenerationWatcher
 from gateway.settings import Settings
 from gateway.state import GatewayState, Hook
-from registry.backend import open_store
-from registry.errors import RegistryError
+from registry.backend import is_postgres_url, open_store, redact
+from registry.errors import RegistryError, RegistryUnavailable
+from registry.models import RegistryView
+from registry.sqlite.store import SqliteRegistry
 
 logger = logging.getLogger("modelgate.app")
 
@@ -74,6 +84,43 @@ class GatewayApp(Starlette):
                 await matched[0](scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+
+async def _open_registry(settings: Settings, link: RegistryLink | None) -> SqliteRegistry:
+    """The registry; a network registry that does not answer is opened without waiting
+    (its pool keeps connecting) and ``link`` records why."""
+    try:
+        return await open_store(settings.paths, settings.registry_url)
+    except RegistryUnavailable as exc:
+        if link is None or settings.registry_url is None:
+            raise
+        link.unreachable(str(exc))
+        return await open_store(settings.paths, settings.registry_url, connect=False)
+
+
+async def _publish_saved(
+    publisher: Publisher, saved: SavedView, registry: SqliteRegistry, link: RegistryLink
+) -> None:
+    """First publish with the database unreachable: the saved view, or nothing (not ready)."""
+    view: RegistryView | None = await asyncio.to_thread(saved.load)
+    if view is None:
+        link.serving = FROM_NOTHING
+        logger.warning(
+            "%s and no saved serving view in %s: not ready until the database answers",
+            link.reason,
+            saved.path,
+        )
+        return
+    snapshot = await publisher.refresh(view, source=CachedArtifacts(view, registry.artifacts))
+    link.serving = FROM_SAVED_VIEW
+    logger.warning(
+        "%s: serving the saved view of generation %d (%s) from the verified local artifact "
+        "cache%s; retrying the database in the background",
+        link.reason,
+        view.generation,
+        ", ".join(sorted(snapshot.models)) or "no models",
+        "" if snapshot.ready else " (not ready: some versions are missing from the cache)",
+    )
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
@@ -108,6 +155,7 @@ def create_app(
         mirror=ShadowMirror(settings.shadow_queue),
         auth=AdminAuth(token),
         token_path=token_path,
+        registry_link=RegistryLink() if is_postgres_url(settings.registry_url) else None,
     )
     if settings.monitoring:
         state.monitoring = Monitoring(
@@ -120,23 +168,30 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        registry = await open_store(settings.paths, settings.registry_url)
+        link = state.registry_link
+        registry = await _open_registry(settings, link)
         state.registry = registry
-        publisher = Publisher(registry, settings, state.holder, state.mirror)
+        saved = None
+        if link is not None:
+            saved = SavedView(settings.paths.root, redact(settings.registry_url or ""))
+        publisher = Publisher(registry, settings, state.holder, state.mirror, saved)
         state.publisher = publisher
         if state.monitoring is not None:
             state.monitoring.attach(publisher)
         watcher = GenerationWatcher(
-            publisher, settings.poll_interval_ms / 1000.0, registry.change_feed()
+            publisher, settings.poll_interval_ms / 1000.0, registry.change_feed(), link=link
         )
         started: list[Hook] = []
         try:
-            snapshot = await publisher.refresh()
-            logger.info(
-                "serving %d model(s): %s",
-                len(snapshot.models),
-                ", ".join(sorted(snapshot.models)) or "-",
-            )
+            if link is not None and saved is not None and not link.reachable:
+                await _publish_saved(publisher, saved, registry, link)
+            else:
+                snapshot = await publisher.refresh()
+                logger.info(
+                    "serving %d model(s): %s",
+                    len(snapshot.models),
+                    ", ".join(sorted(snapshot.models)) or "-",
+                )
             state.mirror.start()
             watcher.start()
             state.watcher = watcher

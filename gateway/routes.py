@@ -58,6 +58,8 @@ def build_routes(state: GatewayState) -> list[BaseRoute]:
     stats = StatsEndpoint(holder)
     openapi_spec, openapi_page = documentation_endpoints()
     console = ConsolePages(state)
+    link = state.registry_link
+    ready_detail = link.body if link is not None else None
 
     def admin(path: str, handler: Any, *methods: str) -> Route:
         # every admin URL is bound here: the bearer token is checked before the handler
@@ -70,7 +72,7 @@ def build_routes(state: GatewayState) -> list[BaseRoute]:
         Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
         Route("/predict/{name}/versions/{version}", predict, methods=["POST"]),
         Route("/v2/health/live", LiveEndpoint(), methods=["GET"]),
-        Route("/v2/health/ready", ReadyEndpoint(holder), methods=["GET"]),
+        Route("/v2/health/ready", ReadyEndpoint(holder, ready_detail), methods=["GET"]),
         Route("/v2", server, methods=["GET"]),
         Route("/v2/", server, methods=["GET"]),  # answered, not redirected to /v2
         # statistics extension; before /v2/models/{name}, which would take "stats" as a name

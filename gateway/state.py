@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from gateway.lifecycle import Lifecycle
     from gateway.monitoring.binder import Monitoring
     from gateway.retraining.trigger import RetrainingMonitor
+    from gateway.serving.link import RegistryLink
     from gateway.serving.publisher import Publisher
     from gateway.serving.watcher import GenerationWatcher
     from gateway.settings import Settings
@@ -38,6 +39,8 @@ class GatewayState:
     token_path: Path | None
     # None when MODELGATE_MONITORING=off
     monitoring: Monitoring | None = None
+    # a network registry's reachability and what the snapshot came from (None: SQLite)
+    registry_link: RegistryLink | None = None
     # set by the lifespan while serving
     registry: SqliteRegistry | None = None
     publisher: Publisher | None = None

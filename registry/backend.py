@@ -47,9 +47,10 @@ def check_registry_url(url: str | None) -> str | None:
 
 
 async def open_store(
-    home: HomePaths | str | os.PathLike[str], url: str | None = None
+    home: HomePaths | str | os.PathLike[str], url: str | None = None, *, connect: bool = True
 ) -> SqliteRegistry:
-    """The registry ``url`` names (default: SQLite in ``home``), migrated on first use."""
+    """The registry ``url`` names (default: SQLite in ``home``), migrated on first use.
+    ``connect=False`` (PostgreSQL only): open without waiting for the database server."""
     url = check_registry_url(url)
     if url is None or not is_postgres_url(url):
         return await open_registry(home)
@@ -62,4 +63,4 @@ async def open_store(
         ) from exc
     if not isinstance(home, HomePaths):
         home = HomePaths(Path(home).expanduser().resolve())
-    return await open_postgres(url, home)
+    return await open_postgres(url, home, connect=connect)

@@ -29,7 +29,8 @@ from gateway.dataplane.http.fastpath import http_protocol
 from gateway.monitoring.metrics.multiproc import ENV_VAR as MULTIPROC_ENV
 from gateway.monitoring.metrics.multiproc import prepare_multiprocess_dir
 from gateway.settings import Settings, SettingsError
-from registry.backend import open_store, redact
+from registry.backend import is_postgres_url, open_store, redact
+from registry.errors import RegistryUnavailable
 
 APP_FACTORY = "gateway.app:create_app_from_env"
 
@@ -83,8 +84,16 @@ def example_instance(schema: dict[str, Any], reference: dict[str, Any]) -> dict[
 
 
 async def _prepare(settings: Settings, demo: bool) -> tuple[str, dict[str, Any]] | None:
-    """Register the demo when asked and the registry is empty; pick a curl example."""
-    registry = await open_store(settings.paths, settings.registry_url)
+    """Register the demo when asked and the registry is empty; pick a curl example. A
+    network registry that does not answer is not fatal (without --demo): the server starts
+    from its saved view, or not ready, and retries the database."""
+    try:
+        registry = await open_store(settings.paths, settings.registry_url)
+    except RegistryUnavailable as exc:
+        if demo or not is_postgres_url(settings.registry_url):
+            raise
+        print(f"{exc}: starting from the saved serving view, retrying the database", flush=True)
+        return None
     try:
         models = await registry.list_models()
         if demo and not models:

@@ -2,7 +2,9 @@
 
 Handlers for ``gateway.admin.http.admin_endpoint`` (admin token first, 401 before anything
 else). Each reports this worker's windows: with several workers (or nodes) each sees a
-share of the traffic.
+share of the traffic, so every answer says whose window it is: ``"scope": "this worker"``,
+``"node"`` (the host name: the pod name on Kubernetes) and ``"worker"`` (the process id).
+Aggregate across workers and nodes with the Prometheus metrics.
 
 ``GET /admin/models/{name}/drift``: per loaded version (the default one first) its role in
 the routing (primary, weight, challenger, shadow), the window (size, capacity, rows
@@ -28,6 +30,8 @@ absolute difference, dropped copies), the mirror's queue and load errors.
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -39,16 +43,26 @@ if TYPE_CHECKING:
     from gateway.state import GatewayState
 
 
+SCOPE = "this worker"
+
+
+def window_scope() -> dict[str, Any]:
+    """Whose window a report describes: this worker process of this node."""
+    return {"scope": SCOPE, "node": socket.gethostname(), "worker": os.getpid()}
+
+
 async def drift(request: Request, state: GatewayState) -> dict[str, Any]:
-    return await model_drift(state.monitoring, request.path_params["name"])
+    report = await model_drift(state.monitoring, request.path_params["name"])
+    return {**report, **window_scope()}
 
 
 async def health(request: Request, state: GatewayState) -> dict[str, Any]:
-    return await model_health(state.monitoring, request.path_params["name"])
+    report = await model_health(state.monitoring, request.path_params["name"])
+    return {**report, **window_scope()}
 
 
 async def shadow(request: Request, state: GatewayState) -> dict[str, Any]:
-    return shadow_report(state, request.path_params["name"])
+    return {**shadow_report(state, request.path_params["name"]), **window_scope()}
 
 
 def shadow_report(state: GatewayState, name: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from gateway.dataplane.snapshot import ModelRoute, Snapshot, SnapshotHolder, Var
 from gateway.rollout.state import ROLLOUT_PREFIX
 from gateway.serving.loader import LoadFailed, ServingRegistry, load_variant
 from gateway.serving.model_state import UNLOADED_PREFIX, ModelState, model_states
+from gateway.serving.saved_view import SavedView
 from gateway.settings import Settings
 from registry.models import RegistryView
 
@@ -69,8 +70,11 @@ class Publisher:
         settings: Settings,
         holder: SnapshotHolder,
         mirror: ShadowMirror,
+        saved: SavedView | None = None,
     ) -> None:
         self.registry = registry
+        # where each view read from the registry is saved (a network registry's nodes)
+        self.saved = saved
         self.settings = settings
         self.holder = holder
         self.mirror = mirror
@@ -85,17 +89,20 @@ class Publisher:
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
 
-    async def refresh(self, view: RegistryView | None = None) -> Snapshot:
+    async def refresh(
+        self, view: RegistryView | None = None, *, source: ServingRegistry | None = None
+    ) -> Snapshot:
         """Rebuild from the registry and publish; serialised (admin calls and the watcher).
         ``view``: one just read with VIEW_STATE_PREFIXES (an admin change's commit), used
-        unless something newer is published already."""
+        unless something newer is published already. ``source``: where artifacts come from
+        instead of the registry (the saved view's local cache, database unreachable)."""
         async with self._lock:
             if view is None or view.generation < self.holder.current.generation:
                 view = await self.registry.serving_view(state_prefix=VIEW_STATE_PREFIXES)
             states = model_states(view)
             replaced: list[Variant] = []
             for ms in states:
-                replaced += await self._load_needed(ms)
+                replaced += await self._load_needed(ms, source or self.registry)
             old = self.holder.current
             models = {
                 ms.name: _unloaded_route(ms) if ms.unloaded else self._build_route(ms, old)
@@ -107,6 +114,8 @@ class Publisher:
             for variant in replaced:
                 self._retire(variant)
             self._retire_unreferenced(snapshot)
+            if self.saved is not None and source is None:
+                await self.saved.save(view)
             return snapshot
 
     async def catch_up(self) -> bool:
@@ -118,7 +127,7 @@ class Publisher:
         return True
 
     # --- loading -----------------------------------------------------------------
-    async def _load_needed(self, ms: ModelState) -> list[Variant]:
+    async def _load_needed(self, ms: ModelState, source: ServingRegistry) -> list[Variant]:
         """Load what is needed and missing; returns variants replaced by a reload."""
         replaced: list[Variant] = []
         for name in ms.needed():
@@ -131,7 +140,7 @@ class Publisher:
             if current is not None and current.sha256 == version.artifact_sha256:
                 continue
             try:
-                variant = await load_variant(self.registry, version, self.settings)
+                variant = await load_variant(source, version, self.settings)
             except LoadFailed as exc:
                 self.failures[key] = str(exc)
                 logger.error("not serving %s %s: %s", ms.name, name, exc)

@@ -6,6 +6,11 @@ read per poll interval, a full refresh only when something was committed. A regi
 a change feed (PostgreSQL's LISTEN/NOTIFY) wakes the watcher the moment a change commits;
 it then polls only every ``fallback_s`` in case a notification was lost, and the feed wakes
 it again when its connection comes back after an outage.
+
+With a ``RegistryLink`` (network registry) every poll records whether the database
+answered; the first poll that reaches it after the node started from its saved view
+rebuilds the snapshot from the registry, even at the same generation, so the node serves
+(and saves) the registry's state again.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from gateway.serving.link import FROM_REGISTRY, RegistryLink
 from gateway.serving.publisher import Publisher
 from registry.base import ChangeFeed
 from registry.errors import RegistryError
@@ -30,13 +36,16 @@ class GenerationWatcher:
         interval_s: float,
         feed: ChangeFeed | None = None,
         fallback_s: float = FALLBACK_POLL_S,
+        link: RegistryLink | None = None,
     ) -> None:
         self.publisher = publisher
         self.interval_s = interval_s
         self.feed = feed
         self.fallback_s = max(fallback_s, interval_s)
+        self.link = link
         self._task: asyncio.Task[None] | None = None
-        self._failing = False
+        # a node that started without its database logs the first poll that reaches it
+        self._failing = link is not None and not link.reachable
 
     @property
     def running(self) -> bool:
@@ -57,7 +66,12 @@ class GenerationWatcher:
             await self.feed.stop()
 
     async def check(self) -> bool:
-        """One poll: refresh if the generation differs from the published one."""
+        """One poll: refresh if the generation differs from the published one (or the
+        snapshot was not built from the registry)."""
+        if self.link is not None and self.link.serving != FROM_REGISTRY:
+            await self.publisher.refresh()
+            self.link.serving = FROM_REGISTRY
+            return True
         return await self.publisher.catch_up()
 
     async def _wait(self) -> None:
@@ -78,10 +92,14 @@ class GenerationWatcher:
                 if not self._failing:
                     logger.warning("registry poll failed; keeping the current snapshot: %s", exc)
                 self._failing = True
+                if self.link is not None:
+                    self.link.unreachable(str(exc))
                 continue
             except Exception:
                 logger.exception("registry poll failed; keeping the current snapshot")
                 continue
+            if self.link is not None:
+                self.link.connected()
             if self._failing:
                 logger.info("registry reachable again; serving its current state")
                 self._failing = False

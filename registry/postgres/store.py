@@ -55,19 +55,33 @@ CONNECT_TIMEOUT_S = 5.0
 # how long a caller waits for a pooled connection before the registry reports unavailable
 POOL_WAIT_S = 5.0
 POOL_MAX = 4
+# a reconnection attempt gives up after this long; the next caller starts a fresh one, so
+# the pool's exponential backoff never grows past it while the database is away
+RECONNECT_GIVE_UP_S = 10.0
 _DRIVER_ERRORS = (psycopg.Error, psycopg_pool.PoolTimeout, OSError)
 
 
 class PostgresRegistry(SqliteRegistry):
     """PostgreSQL + a verified local artifact cache under one home folder."""
 
-    def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any], url: str, home: HomePaths):
+    def __init__(
+        self,
+        pool: psycopg_pool.AsyncConnectionPool[Any],
+        url: str,
+        home: HomePaths,
+        *,
+        migrated: bool = True,
+    ):
         # no SqliteRegistry.__init__: there is no SQLite connection here
         self.home = home
         self.url = url
         self.artifacts = ArtifactStore(home.artifacts)
         self._pool = pool
         self._closed = False
+        # False when opened without the database (open_postgres(connect=False)): the first
+        # connection that succeeds brings the schema up to date before anything else runs
+        self._migrated = migrated
+        self._migrate_lock = asyncio.Lock()
 
     @property
     def database(self) -> str:
@@ -89,9 +103,17 @@ class PostgresRegistry(SqliteRegistry):
             raise RegistryError("the registry is closed")
         try:
             async with self._pool.connection() as conn:
+                if not self._migrated:
+                    await self._migrate(conn)
                 yield conn
         except _DRIVER_ERRORS as exc:
             raise database_error(exc) from exc
+
+    async def _migrate(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        async with self._migrate_lock:
+            if not self._migrated:
+                await migrate(conn)
+                self._migrated = True
 
     @contextlib.asynccontextmanager
     async def _transaction(self, *, write: bool) -> AsyncIterator[Txn]:
@@ -175,8 +197,14 @@ class PostgresRegistry(SqliteRegistry):
         return await asyncio.to_thread(self.artifacts.gc, referenced, min_age=min_age)
 
 
-async def open_postgres(url: str, home: HomePaths | str | Path) -> PostgresRegistry:
-    """Connect (a small pool), migrate on first use, and open the local cache in ``home``."""
+async def open_postgres(
+    url: str, home: HomePaths | str | Path, *, connect: bool = True
+) -> PostgresRegistry:
+    """Connect (a small pool), migrate on first use, and open the local cache in ``home``.
+
+    ``connect=False`` returns at once, without the database: the pool keeps connecting in
+    the background, every call raises RegistryUnavailable until it succeeds, and the first
+    connection runs the migrations (a server starting while PostgreSQL is down)."""
     if not isinstance(home, HomePaths):
         home = HomePaths(Path(home).expanduser().resolve())
     try:
@@ -189,6 +217,7 @@ async def open_postgres(url: str, home: HomePaths | str | Path) -> PostgresRegis
         max_size=POOL_MAX,
         open=False,
         timeout=POOL_WAIT_S,
+        reconnect_timeout=RECONNECT_GIVE_UP_S,
         check=psycopg_pool.AsyncConnectionPool.check_connection,
         kwargs={
             "autocommit": True,
@@ -201,6 +230,9 @@ async def open_postgres(url: str, home: HomePaths | str | Path) -> PostgresRegis
         },
         name="modelgate-registry",
     )
+    if not connect:
+        await pool.open(wait=False)
+        return PostgresRegistry(pool, url, home, migrated=False)
     try:
         await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
         async with pool.connection() as conn:

@@ -509,14 +509,17 @@ def test_readme_covers_the_operations(deploy_dir: Path, cli_parser) -> None:
         "modelgate convert",
         "Authorization: Bearer",
         "ReadWriteOnce",
-        "RegistryStore",
         "MODELGATE_WORKERS",
         "podAffinity",
         "ReadWriteMany",
+        "kubectl apply -k deploy/kubernetes/overlays/multi-node",
+        "docker compose -f deploy/compose.multi-node.yaml up",
+        "MODELGATE_REGISTRY_URL",
+        "CloudNativePG",
     ):
         assert needle in text, f"deploy/README.md should explain {needle!r}"
     commands = readme_cli_lines(text)
-    assert [c[0] for c in commands] == ["convert", "convert"]
+    assert [c[0] for c in commands] == ["convert", "convert", "registry"]
     for command in commands:
         args = cli_parser.parse_args(command)
         assert args.command == command[0]

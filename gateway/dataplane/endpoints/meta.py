@@ -4,12 +4,15 @@ Raw ASGI classes like the infer path; every answer comes from the current snapsh
 metadata bodies were encoded when it was built. Health and readiness answer with the
 protocol's JSON bodies (``{"live": true}``, ``{"ready": ...}``, ``{"name": ..., "ready":
 ...}``) and say the same with their status code (200, else 503), for probes that read only
-that.
+that. With a network registry the readiness body also says whether the database answers
+and what this node serves (``"registry"``, ``"serving"``, ``"reason"``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from importlib import metadata as importlib_metadata
+from typing import Any
 
 import orjson
 
@@ -47,17 +50,24 @@ class LiveEndpoint:
 
 
 class ReadyEndpoint:
-    """``GET /v2/health/ready``: 200 when every served model has a loaded primary."""
+    """``GET /v2/health/ready``: 200 when every served model has a loaded primary;
+    ``detail`` adds fields to the body (a network registry's state)."""
 
-    __slots__ = ("holder",)
+    __slots__ = ("holder", "detail")
 
-    def __init__(self, holder: SnapshotHolder) -> None:
+    def __init__(
+        self, holder: SnapshotHolder, detail: Callable[[], Mapping[str, Any]] | None = None
+    ) -> None:
         self.holder = holder
+        self.detail = detail
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ready = self.holder.current.ready
         request_id = request_id_of(scan_headers(scope["headers"]))
-        await respond_json(send, 200 if ready else 503, READY_BODIES[ready], request_id)
+        body = READY_BODIES[ready]
+        if self.detail is not None:
+            body = orjson.dumps({"ready": ready, **self.detail()})
+        await respond_json(send, 200 if ready else 503, body, request_id)
 
 
 class ServerMetadataEndpoint:
