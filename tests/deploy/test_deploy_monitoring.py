@@ -34,6 +34,8 @@ METRICS: dict[str, tuple[str, ...]] = {
     "modelgate_live_accuracy": ("model", "version"),
     "modelgate_rollbacks_total": ("model", "reason"),
     "modelgate_input_errors_total": ("model", "reason"),
+    "modelgate_multivariate_drift_error": ("model", "version"),
+    "modelgate_estimated_accuracy": ("model", "version"),
 }
 HISTOGRAMS = {
     "modelgate_request_duration_seconds",
