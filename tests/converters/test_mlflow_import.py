@@ -498,3 +498,44 @@ def test_import_without_the_mlflow_extra_names_it(tmp_path):
         assert done.returncode == 2, done.stderr
         assert "needs the 'mlflow' extra" in done.stderr and "modelgate[mlflow]" in done.stderr
         assert done.stderr.count("\n") == 1
+
+
+def test_refused_credentials_are_one_line(tmp_path, capsys):
+    """A tracking server behind authentication that refuses the request (HTTP 401)."""
+    import http.server
+    import threading
+
+    class Refusing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's handler name)
+            ok = self.path == "/health"
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"OK" if ok else b"You are not authenticated.")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        code, _, err = _run(
+            capsys,
+            "import",
+            f"models:/{MODEL}@champion",
+            "--tracking-uri",
+            url,
+            "--name",
+            "churn",
+            "--bump",
+            "--home",
+            str(tmp_path / "home"),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"the MLflow tracking server at {url} refused the credentials" in err
+    assert _versions(tmp_path / "home", "churn") == []
