@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+from registry.errors import RegistryUnavailable
 
 
 class BackgroundTask:
@@ -27,3 +31,13 @@ class BackgroundTask:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def log_failure(logger: logging.Logger, message: str, *args: object) -> None:
+    """Log the exception being handled: one warning line while the registry database is
+    unreachable (an outage the watcher reports and recovers from), a traceback otherwise."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, RegistryUnavailable):
+        logger.warning(message + ": %s", *args, exc)
+    else:
+        logger.exception(message, *args)

@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.coordination.background import BackgroundTask
+from gateway.coordination.background import BackgroundTask, log_failure
 from gateway.coordination.leader import FileMutex, LeaderElection
 from gateway.errors import Conflict, InputError
 from gateway.retraining.delivery import RetryPolicy, Sleep, deliver
@@ -322,14 +322,14 @@ class RetrainingMonitor:
         try:
             models = [m.name for m in await self.registry.list_models()]
         except Exception:
-            logger.exception("retraining monitor cannot list models")
+            log_failure(logger, "retraining monitor cannot list models")
             return
         for model in models:
             try:
                 await self.evaluate(model)
             except Exception as exc:
                 self.errors[model] = f"{type(exc).__name__}: {exc}"[:300]
-                logger.exception("retraining evaluation of %s failed", model)
+                log_failure(logger, "retraining evaluation of %s failed", model)
             else:
                 self.errors.pop(model, None)
 

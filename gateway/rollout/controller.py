@@ -48,7 +48,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from gateway.coordination.background import BackgroundTask
+from gateway.coordination.background import BackgroundTask, log_failure
 from gateway.coordination.leader import LeaderElection
 from gateway.rollout.checks import (
     FAIL,
@@ -150,7 +150,7 @@ class RolloutController:
                 return
             models = [m.name for m in await self.registry.list_models()]
         except Exception:
-            logger.exception("rollout controller cannot list models")
+            log_failure(logger, "rollout controller cannot list models")
             return
         changed = False
         failed = False
@@ -159,7 +159,7 @@ class RolloutController:
                 changed = await self.tick_model(model) or changed
             except Exception:
                 failed = True
-                logger.exception("rollout controller failed on model %s", model)
+                log_failure(logger, "rollout controller failed on model %s", model)
         self._live &= set(models)
         idle = not (changed or failed or self._live)
         self._idle_generation = generation if idle else None
@@ -167,7 +167,7 @@ class RolloutController:
             try:
                 await self.on_change()
             except Exception:
-                logger.exception("refreshing after a rollout change failed")
+                log_failure(logger, "refreshing after a rollout change failed")
 
     async def tick_model(self, model: str) -> bool:
         """One decision for ``model``; True when it may have changed the registry."""

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gateway.admin.http import API_ACTOR
-from gateway.coordination.background import BackgroundTask
+from gateway.coordination.background import BackgroundTask, log_failure
 
 if TYPE_CHECKING:
     from gateway.coordination.leader import LeaderElection
@@ -90,7 +90,7 @@ class ExternalRollbacks:
             try:
                 await self.tick()
             except Exception:
-                logger.exception("counting rollbacks from the audit log failed")
+                log_failure(logger, "counting rollbacks from the audit log failed")
             await asyncio.sleep(self.tick_s)
 
     def start(self) -> None:
