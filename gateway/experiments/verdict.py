@@ -79,6 +79,8 @@ class Design:
             raise ValueError(f"planned_n must be >= 2, got {self.planned_n}")
         if not 0.0 < self.sequential_alpha < self.alpha < 1.0:
             raise ValueError("need 0 < sequential_alpha < alpha < 1")
+        if not 0.0 < self.srm_threshold < 1.0:
+            raise ValueError(f"srm_threshold must be in (0, 1), got {self.srm_threshold}")
 
     @property
     def fixed_alpha(self) -> float:

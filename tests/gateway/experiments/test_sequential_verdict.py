@@ -108,6 +108,8 @@ def test_design_refuses_inconsistent_settings():
         Design("a", "b", {"a": 1, "b": 1, "c": 1}, 10)
     with pytest.raises(ValueError, match="sequential_alpha"):
         Design("a", "b", {"a": 1, "b": 1}, 10, alpha=0.05, sequential_alpha=0.05)
+    with pytest.raises(ValueError, match="srm_threshold"):
+        Design("a", "b", {"a": 1, "b": 1}, 10, srm_threshold=0.0)
     with pytest.raises(ValueError, match="tau"):
         MetricSpec("m", tau=-1.0)
     assert design().fixed_alpha == pytest.approx(0.04)
