@@ -1,0 +1,1 @@
+"""Pure statistics of A/B experiments between model versions (no I/O, no web, no database)."""
