@@ -95,6 +95,9 @@ class Settings:
     drift_interval_s: float = 10.0
     drift_psi_threshold: float = 0.2
     drift_min_samples: int = 200
+    # > 0: drift and health use only the window's rows of the last this many seconds (a
+    # time bound on top of ring_capacity, so a shift is not diluted at low traffic); 0: off
+    drift_window_s: float = 0.0
     # health verdict thresholds (GET /admin/models/{name}/health)
     health_max_low_confidence_rate: float = 0.15
     health_max_p95_ms: float = 100.0
@@ -178,6 +181,7 @@ class Settings:
             (self.drift_interval_s >= 0.1, "MODELGATE_DRIFT_INTERVAL_S must be at least 0.1"),
             (self.drift_psi_threshold > 0, "MODELGATE_DRIFT_PSI_THRESHOLD must be > 0"),
             (self.drift_min_samples >= 1, "MODELGATE_DRIFT_MIN_SAMPLES must be at least 1"),
+            (self.drift_window_s >= 0, "MODELGATE_DRIFT_WINDOW_S must be >= 0 (0: off)"),
             (
                 0 <= self.health_max_low_confidence_rate <= 1,
                 "MODELGATE_HEALTH_MAX_LOW_CONFIDENCE_RATE must be within [0, 1]",
@@ -327,6 +331,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "drift_interval_s": ("MODELGATE_DRIFT_INTERVAL_S", _number),
     "drift_psi_threshold": ("MODELGATE_DRIFT_PSI_THRESHOLD", _number),
     "drift_min_samples": ("MODELGATE_DRIFT_MIN_SAMPLES", _int),
+    "drift_window_s": ("MODELGATE_DRIFT_WINDOW_S", _number),
     "health_max_low_confidence_rate": ("MODELGATE_HEALTH_MAX_LOW_CONFIDENCE_RATE", _number),
     "health_max_p95_ms": ("MODELGATE_HEALTH_MAX_P95_MS", _number),
     "health_max_error_rate": ("MODELGATE_HEALTH_MAX_ERROR_RATE", _number),

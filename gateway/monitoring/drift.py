@@ -78,6 +78,7 @@ class DriftReport:
     window_capacity: int
     recorded_total: int
     time_span_s: float
+    max_age_s: float | None  # the window's time bound in seconds, None: count window only
     psi_threshold: float
     min_samples: int
     alpha: float
@@ -129,6 +130,7 @@ def compute_drift(
         window_capacity=snap.capacity,
         recorded_total=snap.recorded_total,
         time_span_s=snap.time_span_s,
+        max_age_s=snap.max_age_s or None,
         psi_threshold=psi_threshold,
         min_samples=min_samples,
         alpha=alpha,

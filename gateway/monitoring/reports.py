@@ -10,6 +10,10 @@ a worker thread (``compute_drift`` is ~50 ms for 30 features over 10,000 rows).
 categorical features and predictions from bin counts of the snapshot) without the KS and
 chi-squared tests, so a tick costs a snapshot copy (~3 ms) rather than the full report.
 
+With ``MODELGATE_DRIFT_WINDOW_S`` set, every snapshot here keeps only the rows of the last
+that many seconds (``PredictionWindow.snapshot(max_age_s)``); ``window`` in each body states
+the window used: rows, their time span and the bound (``max_age_s``, None when off).
+
 ``label_free`` adds the multivariate check (PCA reconstruction error) to the drift report
 and the health verdict, and the estimated accuracy (without labels) to the health report,
 both computed in the same worker thread hop, for versions whose reference stores them.
@@ -58,6 +62,7 @@ def window_info(snap: WindowSnapshot) -> dict[str, Any]:
         "capacity": snap.capacity,
         "recorded_total": snap.recorded_total,
         "time_span_s": snap.time_span_s,
+        "max_age_s": snap.max_age_s or None,
         "oldest": None,
         "newest": None,
     }
@@ -69,12 +74,12 @@ def window_info(snap: WindowSnapshot) -> dict[str, Any]:
 
 
 async def drift_of(
-    recorder: VariantRecorder, psi_threshold: float, min_samples: int
+    recorder: VariantRecorder, psi_threshold: float, min_samples: int, max_age_s: float = 0.0
 ) -> tuple[WindowSnapshot, DriftReport]:
     window = recorder.window
     assert window is not None
     recorder.flush()
-    snap = window.snapshot()
+    snap = window.snapshot(max_age_s)
     report = await asyncio.to_thread(
         compute_drift,
         snap,
@@ -133,7 +138,10 @@ async def model_drift(monitoring: Monitoring | None, name: str) -> dict[str, Any
         if recorder is None or recorder.window is None:
             continue
         snap, report = await drift_of(
-            recorder, settings.drift_psi_threshold, settings.drift_min_samples
+            recorder,
+            settings.drift_psi_threshold,
+            settings.drift_min_samples,
+            settings.drift_window_s,
         )
         entry = {"version": version, **role, "window": window_info(snap)}
         entry["share_drifted"] = report.drift_score
@@ -161,8 +169,13 @@ async def model_health(monitoring: Monitoring | None, name: str) -> dict[str, An
 
 async def version_health(monitoring: Monitoring, recorder: VariantRecorder) -> dict[str, Any]:
     settings = monitoring.settings
-    snap, drift = await drift_of(recorder, settings.drift_psi_threshold, settings.drift_min_samples)
-    since = float(snap.times[0]) if snap.size else -math.inf
+    snap, drift = await drift_of(
+        recorder, settings.drift_psi_threshold, settings.drift_min_samples, settings.drift_window_s
+    )
+    if snap.size:
+        since = float(snap.times[0])
+    else:  # no row: every request counts, or those of the time bound
+        since = snap.taken_at - snap.max_age_s if snap.max_age_s else -math.inf
     multivariate, estimate = await asyncio.to_thread(
         label_free, recorder, snap, settings.drift_min_samples
     )

@@ -11,7 +11,8 @@
   ``MODELGATE_HEALTH_MAX_LOW_CONFIDENCE_RATE``; then, in a worker thread, the label-free
   monitors of versions whose reference stores them: ``modelgate_multivariate_drift_error``
   (once the window holds ``MODELGATE_DRIFT_MIN_SAMPLES`` rows) and
-  ``modelgate_estimated_accuracy``.
+  ``modelgate_estimated_accuracy``. With ``MODELGATE_DRIFT_WINDOW_S`` set, all of these
+  read only the window's rows of the last that many seconds.
 
 ``start_monitoring(state)`` / ``stop_monitoring(state)`` are the app's lifespan hooks;
 both do nothing when monitoring is off. The metrics registry's own flusher
@@ -144,10 +145,11 @@ class MonitoringTasks:
         if window is None:
             return None
         recorder.flush()
-        if recorder.rows == recorder.gauge_rows:  # nothing new since the last tick
+        # nothing new since the last tick (a time-bounded window changes anyway: rows age out)
+        if recorder.rows == recorder.gauge_rows and not settings.drift_window_s:
             return None
         recorder.gauge_rows = recorder.rows
-        snap = window.snapshot()
+        snap = window.snapshot(settings.drift_window_s)
         minimum = settings.drift_min_samples
         features, prediction = gauge_psi(snap, window.reference)
         present = snap.counts.sum(axis=1).tolist()  # non-missing values per feature

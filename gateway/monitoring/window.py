@@ -10,18 +10,25 @@ copy, so the statistics can then run anywhere.
 Times are ``time.monotonic()`` seconds, one reading per call shared by the rows of a batch:
 immune to wall-clock jumps, good for spans. ``WindowSnapshot.taken_at`` and
 ``taken_at_wall`` let a caller map them to wall-clock time.
+
+``snapshot(max_age_s=N)`` bounds the window by time as well as by count: only the rows
+recorded in the last ``N`` seconds (``time >= taken_at - N``) of the last ``capacity`` rows.
+The bound costs the request path nothing (the time of every row is stored anyway): the
+snapshot cuts its chronological copy and recounts the kept numerical rows (one numba pass:
+0.3 ms more than a plain snapshot for 3,000 of 10,000 rows of 30 features, measured by
+``benchmarks/drift_delay.py``), in the drift cycle or report that asks for it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from gateway.monitoring.psi_numba import ROW_DTYPES, psi_from_counts, ring_update
+from gateway.monitoring.psi_numba import ROW_DTYPES, count_rows, psi_from_counts, ring_update
 from gateway.monitoring.reference import Reference, other_code
 from gateway.monitoring.stats import PSI_EPS
 
@@ -62,6 +69,7 @@ class WindowSnapshot:
     recorded_total: int  # rows ever recorded, including those that left the window
     taken_at: float  # monotonic
     taken_at_wall: float  # time.time() at the same instant
+    max_age_s: float = 0.0  # the time bound applied (0: the count window only)
 
     @property
     def size(self) -> int:
@@ -224,8 +232,36 @@ class PredictionWindow:
         """PSI of every numerical feature from the live counts (cheap: for gauges)."""
         return psi_from_counts(self._counts, self._expected, PSI_EPS)
 
-    def snapshot(self) -> WindowSnapshot:
-        """Copy the valid rows, oldest first, with the counts of the same instant."""
+    def snapshot(self, max_age_s: float = 0.0) -> WindowSnapshot:
+        """Copy the valid rows, oldest first, with the counts of the same instant; with
+        ``max_age_s > 0`` only the rows recorded in the last ``max_age_s`` seconds."""
+        if not max_age_s >= 0:
+            raise ValueError(f"max_age_s must be >= 0, got {max_age_s}")
+        snap = self._snapshot()
+        return snap if max_age_s == 0 else self._bounded(snap, max_age_s)
+
+    def _bounded(self, snap: WindowSnapshot, max_age_s: float) -> WindowSnapshot:
+        """``snap`` without the rows older than ``max_age_s`` (times are non-decreasing)."""
+        first = int(np.searchsorted(snap.times, snap.taken_at - max_age_s, side="left"))
+        if first == 0:
+            return replace(snap, max_age_s=max_age_s)
+        numeric = snap.numeric[first:]
+        counts = np.zeros_like(self._counts)
+        count_rows(numeric, self._edges, counts, 1)
+        return replace(
+            snap,
+            numeric=numeric,
+            categorical=snap.categorical[first:],
+            predictions=snap.predictions[first:],
+            confidence=snap.confidence[first:],
+            latency_s=snap.latency_s[first:],
+            times=snap.times[first:],
+            counts=counts[:, :-1],
+            missing=counts[:, -1],
+            max_age_s=max_age_s,
+        )
+
+    def _snapshot(self) -> WindowSnapshot:
         n, pos = self._filled, self._pos
         if n < self._capacity:
             order: slice | np.ndarray = slice(0, n)
