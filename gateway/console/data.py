@@ -139,7 +139,7 @@ def confidence_histograms(monitoring: Monitoring | None, name: str) -> list[dict
         if edges is None or expected is None:
             continue
         recorder.flush()
-        snap = window.snapshot()
+        snap = window.snapshot(monitoring.settings.drift_window_s)
         observed = proportions(edges, snap.confidence)
         out.append(
             {

@@ -143,7 +143,8 @@ def retraining_inputs(
         drift = low = estimated = None
         window = window_of(state, model, version)
         if window is not None and len(window) > 0:
-            snapshot = window.snapshot()  # on the loop: the window is written there
+            # on the loop (the window is written there), bounded like the drift reports
+            snapshot = window.snapshot(state.settings.drift_window_s)
             reference = window.reference  # parsed once, when the version was loaded
             drift = await asyncio.to_thread(max_feature_psi, snapshot, reference, min_samples)
             low = low_confidence_rate(snapshot, threshold, min_samples)
