@@ -18,6 +18,8 @@ from skl2onnx.operator_converters.common import concatenate_variables
 from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
 from sklearn.impute import SimpleImputer
 
+from converters.errors import ConversionError
+
 
 def convert_simple_imputer(scope: Any, operator: Any, container: Any) -> None:
     """A SimpleImputer on double inputs in double; anything else as skl2onnx does it."""
@@ -28,9 +30,12 @@ def convert_simple_imputer(scope: Any, operator: Any, container: Any) -> None:
     statistics = np.asarray(imputer.statistics_, dtype=np.float64)
     missing = imputer.missing_values
     if not (isinstance(missing, float) and np.isnan(missing)):
-        raise NotImplementedError(f"SimpleImputer with missing_values={missing!r} in double")
+        # no exact graph then: convert keeps the float32 one and reports its parity
+        raise ConversionError(f"no double graph for SimpleImputer(missing_values={missing!r})")
     if getattr(imputer, "add_indicator", False) or np.isnan(statistics).any():
-        raise NotImplementedError("SimpleImputer with an indicator or an empty feature")
+        raise ConversionError(
+            "no double graph for a SimpleImputer with an indicator or an empty feature"
+        )
     features = concatenate_variables(scope, operator.inputs, container)
     fill = scope.get_unique_variable_name("fill_values")
     container.add_initializer(fill, TensorProto.DOUBLE, [statistics.size], statistics.tolist())

@@ -19,7 +19,7 @@ import pytest
 from gateway.cli import main as cli_main
 from gateway.settings import Settings
 from tests.support.gateway_process import GatewayProcess
-from tests.support.postgres import PostgresServer, find_binaries
+from tests.support.postgres import running_postgres
 
 TOKEN = "nodes-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -92,15 +92,8 @@ def test_a_change_on_either_node_reaches_every_worker_of_both(
 
 @pytest.fixture(scope="module")
 def private_server():
-    binaries, why = find_binaries()
-    if binaries is None:
-        pytest.skip(why)
-    server = PostgresServer(binaries)
-    server.start()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.close()
 
 
 def test_postgres_down_serving_continues_changes_refused_then_converge(

@@ -18,7 +18,7 @@ from gateway.cli import main as cli_main
 from gateway.serving.saved_view import FILENAME
 from gateway.settings import Settings
 from tests.support.gateway_process import GatewayProcess
-from tests.support.postgres import PostgresServer, find_binaries
+from tests.support.postgres import running_postgres
 
 TOKEN = "offline-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -28,15 +28,8 @@ JSON = {"content-type": "application/json"}
 
 @pytest.fixture
 def server():
-    binaries, why = find_binaries()
-    if binaries is None:
-        pytest.skip(why)
-    server = PostgresServer(binaries)
-    server.start()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.close()
 
 
 def start_node(root: Path, url: str, workers: int = 2) -> GatewayProcess:

@@ -123,9 +123,10 @@ class PostgresServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL server for the whole session (skips with the reason when impossible)."""
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of its own on loopback (a test may stop and start it), removed
+    afterwards; skips with the reason when it cannot run here."""
     if importlib.util.find_spec("psycopg") is None:
         # the install checks run the store tests on the core dependencies alone
         pytest.skip("psycopg is not installed (pip install 'modelgate[postgres]')")
@@ -142,6 +143,13 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole session."""
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture
