@@ -1,1 +1,2 @@
-"""Pure statistics of A/B experiments between model versions (no I/O, no web, no database)."""
+"""A/B experiments between model versions: the pure statistics (``stats``) and the shell
+that runs them in a gateway."""

@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 from statsmodels.stats.power import NormalIndPower, tt_ind_solve_power, zt_ind_solve_power
 
-from gateway.experiments.distributions import betainc, norm_ppf, t_isf, t_sf
-from gateway.experiments.plan import (
+from gateway.experiments.stats.distributions import betainc, norm_ppf, t_isf, t_sf
+from gateway.experiments.stats.plan import (
     MinimumEffect,
     duration_days,
     parse_mde,

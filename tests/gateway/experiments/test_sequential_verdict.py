@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from gateway.experiments.plan import MinimumEffect, sample_size_binary, sample_size_continuous
-from gateway.experiments.sequential import SequentialState, fixed_horizon, msprt_update
-from gateway.experiments.srm import srm_test
-from gateway.experiments.sufficient import Moments
-from gateway.experiments.verdict import (
+from gateway.experiments.stats.plan import MinimumEffect, sample_size_binary, sample_size_continuous
+from gateway.experiments.stats.sequential import SequentialState, fixed_horizon, msprt_update
+from gateway.experiments.stats.srm import srm_test
+from gateway.experiments.stats.sufficient import Moments
+from gateway.experiments.stats.verdict import (
     Decision,
     Design,
     MetricSpec,

@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
-from gateway.experiments.srm import srm_test
-from gateway.experiments.sufficient import (
+from gateway.experiments.stats.srm import srm_test
+from gateway.experiments.stats.sufficient import (
     Moments,
     proportion_difference,
     welch_difference,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gateway.experiments.distributions import norm_ppf
+from gateway.experiments.stats.distributions import norm_ppf
 
 MdeKind = Literal["relative", "absolute"]
 MetricKind = Literal["binary", "continuous"]

@@ -15,14 +15,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gateway.experiments.sequential import (
+from gateway.experiments.stats.sequential import (
     MIN_ROWS,
     SequentialState,
     fixed_horizon,
     msprt_update,
 )
-from gateway.experiments.srm import SRM_THRESHOLD, SrmResult, srm_test
-from gateway.experiments.sufficient import Difference, Moments
+from gateway.experiments.stats.srm import SRM_THRESHOLD, SrmResult, srm_test
+from gateway.experiments.stats.sufficient import Difference, Moments
 
 Outcome = Literal[
     "winner",
@@ -62,7 +62,7 @@ class Design:
     control: str
     candidate: str
     weights: Mapping[str, float]
-    planned_n: int  # rows per variant (from gateway.experiments.plan at fixed_alpha)
+    planned_n: int  # rows per variant (from gateway.experiments.stats.plan at fixed_alpha)
     alpha: float = 0.05
     sequential_alpha: float = 0.01
     srm_threshold: float = SRM_THRESHOLD

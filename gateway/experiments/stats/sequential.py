@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from gateway.experiments.sufficient import Difference, Moments, z_difference
+from gateway.experiments.stats.sufficient import Difference, Moments, z_difference
 
 MIN_ROWS = 100  # per variant before the first look: the plug-in variance needs rows
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gateway.experiments.distributions import norm_ppf, norm_sf, t_isf, t_sf
+from gateway.experiments.stats.distributions import norm_ppf, norm_sf, t_isf, t_sf
 
 
 @dataclass(frozen=True, slots=True)

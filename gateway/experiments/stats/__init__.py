@@ -1,0 +1,1 @@
+"""Pure statistics of A/B experiments: plain values in, plain values out."""
