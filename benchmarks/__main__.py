@@ -2,7 +2,8 @@
 
 Without ``--scenarios`` it runs the published benchmark (``benchmarks/suite.py``: the
 concurrency sweep against the hand-written server and MLServer, batching, 2 workers,
-rollback under load) and the drift micro-benchmarks. Writes ``<out>/<timestamp>.json``
+rollback under load), the drift micro-benchmarks and the extra benchmarks of
+``benchmarks/extras.py`` (each its own subprocess and README section). Writes ``<out>/<timestamp>.json``
 with every run, the medians and the ratios, PNG plots next to it, prints the summary,
 and (unless --no-report) renders it into benchmarks/README.md.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import orjson
 
+from benchmarks.extras import EXTRAS, run_extra
 from benchmarks.launchers import REPO_ROOT
 from benchmarks.machine import describe_machine
 from benchmarks.report import RESULTS_DIR, render, write_readme
@@ -157,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.drift if args.drift is not None else suite:
         drift_file = args.out / ("drift_bench-quick.json" if args.quick else "drift_bench.json")
         results["drift"] = _run_drift(drift_file, args.quick, notes)
+    if suite:
+        results["extras"] = {
+            extra.name: run_extra(extra, args.out, args.quick, not args.no_report, notes)
+            for extra in EXTRAS
+        }
     results["elapsed_s"] = round(time.monotonic() - t0, 1)
 
     if not args.no_plots:
