@@ -419,7 +419,7 @@ def encode_infer_response(
     binary = requested.binary_outputs
     classify = requested.classify
     entries: list[dict[str, Any]] = []
-    chunks: list[bytes] = []
+    chunks: list[bytes | memoryview] = []
     for name in names:
         arr = outputs[name]
         if classify is not None and name in classify:
@@ -445,4 +445,4 @@ def encode_infer_response(
     if not chunks:
         return head, None
     chunks.insert(0, head)
-    return b"".join(chunks), len(head)
+    return b"".join(chunks), len(head)  # the one copy of the output tensors
