@@ -46,22 +46,26 @@ from typing import Any
 import numpy as np
 import orjson
 
+from benchmarks.big_batch_bodies import (
+    ROWS,
+    binary_body,
+    json_body,
+    parse_binary_reply,
+    request_arrays,
+    write_bodies,
+)
+from benchmarks.big_batch_report import TARGET, render, summarize, write_section
 from benchmarks.launchers import ADMIN_TOKEN, READY_PATH, REPO_ROOT, modelgate_command, server_env
 from benchmarks.machine import describe_machine
 from benchmarks.modelgate_home import build_home
-from benchmarks.models import RECIPES, WORK_DIR, request_rows
+from benchmarks.models import RECIPES, WORK_DIR
 from benchmarks.procs import HOST, ServerProcess, free_port, system_busy_s, wait_for_quiet
 from benchmarks.summarize import DISTURBED_OTHER_CPU
 from benchmarks.wrk import ensure_wrk, run_wrk, wrk_version
 
 MODELS = ("rf100", "mlp")
-ROWS = 1000
 VERSION = "1.0.0"
-ARRAYS = 4  # distinct 1,000-row bodies the clients rotate through
-TARGET = 0.7
 SCRIPT = Path(__file__).with_name("wrk_binary.lua")
-README = Path(__file__).with_name("README.md")
-MARKER = "big_batch"
 
 
 @dataclass(frozen=True)
@@ -76,68 +80,6 @@ class Profile:
 
 FULL = Profile(3.0, 2.0, 3, (1, 2, 4, 8), 4, 40)
 QUICK = Profile(2.0, 1.0, 1, (1, 4), 4, 10)
-
-
-# --- bodies ----------------------------------------------------------------------------------
-
-
-def request_arrays() -> list[np.ndarray]:
-    """The rows clients send: ``ARRAYS`` seeded draws of 1,000 held-out rows, float32."""
-    return [np.ascontiguousarray(request_rows(ROWS, seed), np.float32) for seed in range(ARRAYS)]
-
-
-def binary_body(rows: np.ndarray, align: int = 8) -> tuple[bytes, int]:
-    """(body, JSON header length): rows as one FP32 binary input, outputs asked in binary.
-    The header is padded with spaces to a multiple of ``align`` bytes, so the tensor is
-    aligned and the gateway decodes it without a copy (``align=1``: no padding)."""
-    header = orjson.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "input",
-                    "shape": list(rows.shape),
-                    "datatype": "FP32",
-                    "parameters": {"binary_data_size": rows.nbytes},
-                }
-            ],
-            "parameters": {"binary_data_output": True},
-        }
-    )
-    header += b" " * (-len(header) % align)
-    return header + rows.astype("<f4").tobytes(), len(header)
-
-
-def json_body(rows: np.ndarray) -> bytes:
-    """The same rows as plain OIP JSON (flat data, as tritonclient sends it)."""
-    doc = {"inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP32"}]}
-    doc["inputs"][0]["data"] = rows.ravel()
-    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def write_bodies(path: Path, bodies: list[tuple[bytes, int]]) -> Path:
-    """The file wrk_binary.lua reads: ``"<header length> <body length>\\n" + body`` each."""
-    with path.open("wb") as out:
-        for body, header_length in bodies:
-            out.write(b"%d %d\n" % (header_length, len(body)))
-            out.write(body)
-    return path
-
-
-def parse_binary_reply(data: bytes, header_length: int) -> dict[str, np.ndarray]:
-    """Outputs of a binary OIP response (numeric tensors only)."""
-    doc = orjson.loads(data[:header_length])
-    outputs, offset = {}, header_length
-    for out in doc["outputs"]:
-        size = out["parameters"]["binary_data_size"]
-        dtype = {"FP32": "<f4", "INT64": "<i8", "FP64": "<f8", "INT32": "<i4"}[out["datatype"]]
-        chunk = np.frombuffer(
-            data, dtype=dtype, count=size // np.dtype(dtype).itemsize, offset=offset
-        )
-        outputs[out["name"]] = chunk.reshape(out["shape"])
-        offset += size
-    if offset != len(data):
-        raise ValueError(f"{len(data) - offset} bytes after the last output")
-    return outputs
 
 
 # --- (a) onnxruntime in process --------------------------------------------------------------
@@ -415,146 +357,6 @@ def run_model(model: str, profile: Profile, wrk: str, quiet_wait_s: float) -> di
     }
     result["summary"] = summarize(result)
     return result
-
-
-# --- summary and report ----------------------------------------------------------------------
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
-def summarize(result: dict[str, Any]) -> dict[str, Any]:
-    """Per point medians, and the verdict at modelgate's peak binary throughput."""
-    points: dict[str, dict[str, Any]] = {}
-    for run in result["runs"]:
-        key = f"{run['kind']}-{run['conns']}"
-        points.setdefault(key, {"kind": run["kind"], "conns": run["conns"], "runs": []})
-        points[key]["runs"].append(run)
-    table = []
-    for point in points.values():
-        runs, served = point["runs"], [r["modelgate"] for r in point["runs"]]
-        table.append(
-            {
-                "kind": point["kind"],
-                "conns": point["conns"],
-                "rows_per_s": spread([s["rows_per_s"] for s in served]),
-                "baseline_rows_per_s": spread([r["baseline"]["rows_per_s"] for r in runs]),
-                "ratio": spread([r["ratio"] for r in runs]),
-                "p50_ms": statistics.median(s["p50_ms"] for s in served),
-                "p99_ms": statistics.median(s["p99_ms"] for s in served),
-                "server_cores": statistics.median(s["server_cores"] for s in served),
-                "server_cpu_ms_per_request": statistics.median(
-                    s["server_cpu_ms_per_request"] for s in served
-                ),
-                "wrk_cores": statistics.median(s["wrk_cores"] for s in served),
-                "wrk_us_per_request": statistics.median(s["wrk_us_per_request"] for s in served),
-                "other_cores_max": max(
-                    max(r["baseline"]["other_cores"], r["modelgate"]["other_cores"]) for r in runs
-                ),
-                "errors": sum(s["non_2xx"] + s["socket_errors"] for s in served),
-            }
-        )
-    binary = [row for row in table if row["kind"] == "binary"]
-    peak = max(binary, key=lambda row: row["rows_per_s"]["median"])
-    met = peak["ratio"]["median"] >= TARGET and peak["errors"] == 0
-    return {"points": table, "peak_conns": peak["conns"], "ratio": peak["ratio"], "met": met,
-            "reason": "" if met else miss_reason(peak, result["split"])}  # fmt: skip
-
-
-def miss_reason(peak: dict[str, Any], split: dict[str, Any]) -> str:
-    if peak["errors"]:
-        return f"{peak['errors']} failed requests at {peak['conns']} connections"
-    loop_ms = (split["decode_us"] + split["encode_us"] + split["monitoring_us"]) / 1000.0
-    disturbed = peak["other_cores_max"] > DISTURBED_OTHER_CPU
-    return (
-        f"at {peak['conns']} connections the server used {peak['server_cores']:.2f} cores and "
-        f"{peak['server_cpu_ms_per_request']:.1f} ms of CPU per request against "
-        f"{split['run_us'] / 1000:.1f} ms of onnxruntime run (decode + encode + monitoring "
-        f"{loop_ms:.2f} ms; the rest is HTTP and the thread hop)"
-        + ("; other processes disturbed the run" if disturbed else "")
-    )
-
-
-def _num(value: float) -> str:
-    return f"{value:,.0f}"
-
-
-def render(results: dict[str, Any]) -> str:
-    lines = [
-        f"Measured with `{results['command']}` ({results['file']}, {results['started_at']}); "
-        f"machine: {results['machine']['cpu_model']}, {results['machine']['cores']} cores. "
-        f"Target: modelgate >= {TARGET}x onnxruntime in process, 1,000-row binary requests, "
-        "at modelgate's peak.",
-        "",
-        "| model | target | result | verdict |",
-        "| --- | --- | --- | --- |",
-    ]
-    for model, res in results["models"].items():
-        s = res["summary"]
-        r = s["ratio"]
-        verdict = "PASS" if s["met"] else f"FAIL: {s['reason']}"
-        lines.append(
-            f"| {model} ({res['description']}) | >= {TARGET}x | {r['median']:.2f}x "
-            f"({r['min']:.2f}-{r['max']:.2f}) at {s['peak_conns']} connections | {verdict} |"
-        )
-    lines += [
-        "",
-        "| model | request | conns | modelgate rows/s | in-process rows/s | ratio | p50 / p99 ms "
-        "| server cores (CPU ms/request) | wrk cores (µs/request) | other cores, max |",
-        "| --- | --- | ---: | ---: | ---: | --- | --- | --- | --- | --- |",
-    ]
-    for model, res in results["models"].items():
-        for row in res["summary"]["points"]:
-            rows, base, ratio = row["rows_per_s"], row["baseline_rows_per_s"], row["ratio"]
-            errors = f", **{row['errors']} errors**" if row["errors"] else ""
-            lines.append(
-                f"| {model} | {row['kind']} | {row['conns']} | {_num(rows['median'])} "
-                f"({_num(rows['min'])}-{_num(rows['max'])}) | {_num(base['median'])} "
-                f"| {ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f}){errors} "
-                f"| {row['p50_ms']:.1f} / {row['p99_ms']:.1f} "
-                f"| {row['server_cores']:.2f} ({row['server_cpu_ms_per_request']:.2f}) "
-                f"| {row['wrk_cores']:.2f} ({row['wrk_us_per_request']:.0f}) "
-                f"| {row['other_cores_max']:.2f} |"
-            )
-    lines += [
-        "",
-        "Time split of one 1,000-row binary request, in process (medians, µs):",
-        "",
-        "| model | decode (view) | decode (unaligned: 1 copy) | onnxruntime run | encode "
-        "| monitoring | JSON decode | JSON encode | batcher |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for model, res in results["models"].items():
-        sp = res["split"]
-        view = "" if sp["decode_is_view_on_body"] else " (copy!)"
-        lines.append(
-            f"| {model} | {sp['decode_us']:.0f}{view} | {sp['decode_unaligned_us']:.0f} "
-            f"| {_num(sp['run_us'])} | {sp['encode_us']:.0f} | {sp['monitoring_us']:.0f} "
-            f"| {_num(sp['json_decode_us'])} | {sp['json_encode_us']:.0f} "
-            f"| {sp['batcher_mode']}, > {sp['max_batch_size']} rows on the worker thread |"
-        )
-    p = results["profile"]
-    lines += [
-        "",
-        f"{p['reps']} repetitions; each modelgate run ({p['duration_s']:g} s of wrk) paired with "
-        f"an in-process run just before it ({p['baseline_s']:g} s); medians (min-max). "
-        f"onnxruntime intra-op threads: "
-        + ", ".join(f"{m} {r['intra_op_threads']}" for m, r in results["models"].items())
-        + ". Other cores above "
-        f"{DISTURBED_OTHER_CPU} mean another process took CPU during the pair.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def write_section(body: str, readme: Path = README) -> None:
-    text = readme.read_text()
-    start, end = f"<!-- {MARKER}:start -->", f"<!-- {MARKER}:end -->"
-    if start not in text or end not in text:
-        raise ValueError(f"{readme} has no {start} ... {end} markers")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{body}{end}{tail}")
 
 
 def _shown(path: Path) -> str:
