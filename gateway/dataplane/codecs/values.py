@@ -3,8 +3,9 @@
 ``from_json`` takes the parsed JSON values of an input (nested or flat lists),
 ``from_values`` a flat list of scalars (/predict), ``from_buffer`` the raw bytes of a binary
 tensor (a read-only view on an immutable body, no copy, when they are aligned and already
-the model's dtype), ``cast_numbers`` an array numpy already built. All return an array of the model
-input's dtype (float32 for FP32 inputs, str objects for BYTES) or raise ``InputError``:
+the model's dtype), ``cast_numbers`` an array numpy already built. All return an array of
+the model input's dtype (float32 for FP32 inputs, str objects for BYTES) or raise
+``InputError``:
 
 * float inputs take JSON numbers, booleans (1/0) and numeric strings ("1.5", parsed as numpy
   does); values beyond float32's range are ``out_of_range``, other strings ``non_numeric``;
