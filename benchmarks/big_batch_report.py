@@ -64,16 +64,20 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
 def miss_reason(peak: dict[str, Any], split: dict[str, Any]) -> str:
     """Why the peak missed the target, from what the run measured."""
     if peak["errors"]:
-        return f"{peak['errors']} failed requests at {peak['conns']} connections"
+        return f"{peak['errors']} failed requests at {_conns(peak['conns'])}"
     loop_ms = (split["decode_us"] + split["encode_us"] + split["monitoring_us"]) / 1000.0
     disturbed = peak["other_cores_max"] > DISTURBED_OTHER_CPU
     return (
-        f"at {peak['conns']} connections the server used {peak['server_cores']:.2f} cores and "
+        f"at {_conns(peak['conns'])} the server used {peak['server_cores']:.2f} cores and "
         f"{peak['server_cpu_ms_per_request']:.1f} ms of CPU per request against "
         f"{split['run_us'] / 1000:.1f} ms of onnxruntime run (decode + encode + monitoring "
         f"{loop_ms:.2f} ms; the rest is HTTP and the thread hop)"
         + ("; other processes took CPU during the run" if disturbed else "")
     )
+
+
+def _conns(n: int) -> str:
+    return f"{n} connection" + ("" if n == 1 else "s")
 
 
 def _num(value: float) -> str:
@@ -102,7 +106,7 @@ def render(results: dict[str, Any]) -> str:
         s, r = res["summary"], res["summary"]["ratio"]
         lines.append(
             f"| {model} ({res['description']}) | >= {TARGET}x | {r['median']:.2f}x "
-            f"({r['min']:.2f}-{r['max']:.2f}) at {s['peak_conns']} connections "
+            f"({r['min']:.2f}-{r['max']:.2f}) at {_conns(s['peak_conns'])} "
             f"| {_verdict(s)} |"
         )
     lines += [
