@@ -107,4 +107,4 @@ def encode_tensor(arr: np.ndarray) -> bytes | memoryview:
             parts.append(data)
         return b"".join(parts)
     flat = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).reshape(-1)
-    return memoryview(flat.view(np.uint8))
+    return flat.view(np.uint8).data
