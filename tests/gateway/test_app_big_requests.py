@@ -40,7 +40,12 @@ async def in_process(home: Path, version: str, rows: np.ndarray) -> dict[str, np
     return dict(zip(names, session.run(names, {"input": rows}), strict=True))
 
 
-def binary_request(rows: np.ndarray, **doc: Any) -> tuple[bytes, dict[str, str]]:
+def binary_request(
+    rows: np.ndarray, *, aligned: bool = True, **doc: Any
+) -> tuple[bytes, dict[str, str]]:
+    """A binary-extension request; ``aligned``: the JSON header is padded with spaces so the
+    tensor starts at a multiple of 8 bytes (decoded as a view), else 1 byte past one (one
+    copy)."""
     size = doc.pop("size", rows.nbytes)
     header = orjson.dumps(
         {
@@ -55,6 +60,7 @@ def binary_request(rows: np.ndarray, **doc: Any) -> tuple[bytes, dict[str, str]]
             **doc,
         }
     )
+    header += b" " * (-len(header) % 8 + (0 if aligned else 1))
     headers = {
         "Inference-Header-Content-Length": str(len(header)),
         "Content-Type": "application/octet-stream",
@@ -84,9 +90,10 @@ def assert_bitwise(got: np.ndarray, want: np.ndarray) -> None:
     assert got.tobytes() == np.ascontiguousarray(want).tobytes()
 
 
+@pytest.mark.parametrize("aligned", [True, False], ids=["view", "copy"])
 @pytest.mark.parametrize("version", ["1.0.0", "1.1.0"], ids=["logreg", "forest"])
-async def test_a_1000_row_binary_request_round_trips_exactly(zoo_home, version) -> None:
-    body, headers = binary_request(ROWS, parameters={"binary_data_output": True})
+async def test_a_1000_row_binary_request_round_trips_exactly(zoo_home, version, aligned):
+    body, headers = binary_request(ROWS, aligned=aligned, parameters={"binary_data_output": True})
     async with running_gateway(zoo_home, "secret") as gw:
         response = await gw.http.post(
             f"/v2/models/clf/versions/{version}/infer", content=body, headers=headers
@@ -192,6 +199,12 @@ async def test_a_1000_row_request_is_monitored_row_by_row(zoo_home) -> None:
         assert quality["labelled"] == N_ROWS + 1
         assert quality["accuracy"] == pytest.approx(1 - 10 / (N_ROWS + 1))
         text = (await gw.http.get("/metrics")).text
+        recorder = gw.state.monitoring.recorder("clf", "1.0.0")
+        assert recorder is not None and recorder.window is not None
+        window = recorder.window.snapshot()
+    # the drift window holds every row as sent (the big request's feed is a view on its body)
+    assert window.recorded_total == N_ROWS + 1 and window.numeric_features == ("a", "b", "c", "d")
+    np.testing.assert_array_equal(window.numeric[-N_ROWS:], ROWS.astype(np.float64))
     expected = await in_process(zoo_home, "1.0.0", np.concatenate([ROWS[:1], ROWS]))
     top = expected["probabilities"].max(axis=1).astype(np.float64)
     conf = "modelgate_prediction_confidence"
