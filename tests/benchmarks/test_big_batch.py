@@ -175,3 +175,13 @@ def test_wrk_sends_binary_and_json_bodies_a_server_accepts(zoo_template, tmp_pat
     assert result.requests > 0
     # the two bodies alternate: a broken frame or header of either would answer 4xx
     assert result.non_2xx == 0 and result.socket_errors == 0
+
+
+def test_the_suite_runs_it_and_the_readme_has_its_section() -> None:
+    from benchmarks.big_batch_report import README
+    from benchmarks.extras import EXTRAS
+
+    (extra,) = [e for e in EXTRAS if e.name == "big_batch"]
+    assert extra.module == "big_batch"
+    text = README.read_text()
+    assert text.index("<!-- big_batch:start -->") < text.index("<!-- big_batch:end -->")
