@@ -539,6 +539,15 @@ PLAIN_CASES = {
     "just past the float32 range": one_input([0, 0, -3.4028235677973366e38, 0]),
     "integers beyond 2**24": one_input([16777217, -(2**53 + 1), 2**64 - 1, -(2**63)]),
     "nested list in flat data": one_input([1, [2], 3, 4]),
+    "nested rows": one_input([ROW, [0.5, -1, 1e-3, 2]], shape=(2, 4)),
+    "nested rows, a bad value": one_input([ROW, [0.5, "x", 1e-3, 2]], shape=(2, 4)),
+    "nested rows, a null": one_input([ROW, [0.5, None, 1e-3, 2]], shape=(2, 4)),
+    "nested rows, out of float32 range": one_input([ROW, [1e39, 0, 0, 0]], shape=(2, 4)),
+    "nested rows, one deeper": one_input([ROW, [1, 2, 3, [4]]], shape=(2, 4)),
+    "nested rows, uneven but the right count": one_input(
+        [[1, 2, 3], [4, 5, 6, 7, 8]], shape=(2, 4)
+    ),
+    "nested rows, a row not a list": one_input([ROW, 5, 6, 7], shape=(2, 4)),
     "non-numeric": one_input([1, "x", 3, 4]),
     "ragged": one_input([ROW, [5]], shape=(2, 4)),
     "too few values": one_input(ROW, shape=(2, 4)),
