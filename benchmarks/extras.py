@@ -29,7 +29,9 @@ class Extra:
 
 
 # one line per benchmark; keep the list sorted by name
-EXTRAS: tuple[Extra, ...] = ()
+EXTRAS: tuple[Extra, ...] = (
+    Extra("big_batch", "big_batch", 600.0),  # 1,000-row binary requests vs ORT in process
+)
 
 
 def run_extra(

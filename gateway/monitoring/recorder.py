@@ -97,6 +97,18 @@ def _concat(arrays: list[np.ndarray]) -> np.ndarray:
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
+def _row_max(values: np.ndarray) -> np.ndarray:
+    """The largest value of each row of a 2-D array (NaN if the row has one). Few columns go
+    column by column: numpy's ``max(axis=1)`` over 2 values a row is ~100x slower than one
+    ``np.maximum`` of the two columns (17 ms against 0.14 ms for 128,000 rows)."""
+    if values.shape[1] > 16 or values.shape[1] < 2:
+        return values.max(axis=1)
+    out = values[:, 0].copy()
+    for j in range(1, values.shape[1]):
+        np.maximum(out, values[:, j], out=out)
+    return out
+
+
 def _category_text(values: np.ndarray) -> list[Any]:
     """Values of a categorical column as the reference stores them (strings)."""
     if values.dtype.kind == "O":
@@ -253,19 +265,21 @@ class VariantRecorder:
         self._latency_s = float(latency.mean())
         if self.feedback is None:
             return
+        predicted: Any = values
         if self._multi_rows:  # some request had several rows: one prediction per row
             self._multi_rows = False
-            flat: list[Any] = []
-            for value, n_rows in zip(values, counts, strict=True):
-                if isinstance(value, np.ndarray):
-                    flat += value.reshape(n_rows, -1)[:, 0].tolist()
-                else:
-                    flat.append(value)
-            values = tuple(flat)
+            # arrays joined as arrays: a Python float per row cost ~17 ms per flush of
+            # 128 requests of 1,000 rows (benchmarks/big_batch.py)
+            parts = [
+                value.reshape(n_rows, -1)[:, 0] if isinstance(value, np.ndarray) else [value]
+                for value, n_rows in zip(values, counts, strict=True)
+            ]
+            predicted = np.concatenate(parts)
         if self.classification and not self._identity:
             get = self._class_index.get
-            values = tuple([get(v, -1) for v in values])
-        preds = np.array(values, dtype=np.float64)
+            labels = predicted.tolist() if isinstance(predicted, np.ndarray) else predicted
+            predicted = tuple([get(v, -1) for v in labels])
+        preds = np.asarray(predicted, dtype=np.float64)
         keys, rows = self.feedback.row_keys(ids, counts)
         # stamped with the wall time the oldest of them arrived, never later than any of
         # them was served (an outcome of a request served before an experiment started
@@ -315,7 +329,7 @@ class VariantRecorder:
         if self._prob_name is not None:
             probs = _concat([o[self._prob_name] for o in outputs])
             if probs.ndim == 2 and probs.shape[0] == total:
-                confidence = probs.max(axis=1).astype(np.float64)
+                confidence = _row_max(probs).astype(np.float64)
         return index.astype(np.float64), index, confidence
 
     def _codes(self, merged: dict[str, np.ndarray], total: int) -> np.ndarray | None:

@@ -11,7 +11,7 @@ JSON; responses do the same for outputs.
 * ``split_body(body, header_length)`` -> (JSON header view, ``BinaryReader`` or None).
 * ``BinaryReader.take(size, where)`` hands out consecutive chunks; ``finish()`` refuses
   trailing bytes.
-* ``encode_tensor(array)`` -> the bytes of one output tensor.
+* ``encode_tensor(array)`` -> the bytes of one output tensor (a view, for numbers).
 
 Every framing problem raises ``InputError(reason="bad_framing")``.
 """
@@ -94,8 +94,11 @@ def split_body(
     return view[:header_length], BinaryReader(view[header_length:])
 
 
-def encode_tensor(arr: np.ndarray) -> bytes:
-    """One output tensor as binary data (row-major, little-endian / length-prefixed)."""
+def encode_tensor(arr: np.ndarray) -> bytes | memoryview:
+    """One output tensor as binary data (row-major, little-endian / length-prefixed).
+
+    A numeric tensor comes back as a byte view on the array (no copy when it is already
+    contiguous and little-endian): the response's one ``b"".join`` is its only copy."""
     if arr.dtype.kind in "OUS":
         parts: list[bytes] = []
         for value in arr.ravel().tolist():
@@ -103,4 +106,5 @@ def encode_tensor(arr: np.ndarray) -> bytes:
             parts.append(_U32.pack(len(data)))
             parts.append(data)
         return b"".join(parts)
-    return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
+    flat = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).reshape(-1)
+    return flat.view(np.uint8).data

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -326,7 +327,14 @@ def _decode_plain(doc: dict[str, Any], sig: ModelSignature) -> InferRequest | No
     if shape[1] != spec.width or not 1 <= n_rows <= sig.max_rows:
         return None
     code = _PACK_CODE.get(spec.dtype)
-    if code is not None and len(data) == n_rows * spec.width:
+    width = spec.width
+    if code is not None and width > 1 and len(data) == n_rows:
+        # nested rows ([[...], ...]: what most hand-written clients send): packed through
+        # one chain when every row is a list of ``width`` values (1,000 x 30: ~1.2 ms
+        # against ~2.4 ms for np.array and the cast); anything else, the path below
+        if all(type(row) is list and len(row) == width for row in data):
+            data = list(chain.from_iterable(data))
+    if code is not None and len(data) == n_rows * width:
         # orjson never yields NaN or inf, so a flat list that packs needs no value check:
         # ~1 µs against ~5 for numpy's conversion and range check (timeit, 30 features)
         packed = _pack_numbers(code, data)
@@ -419,7 +427,7 @@ def encode_infer_response(
     binary = requested.binary_outputs
     classify = requested.classify
     entries: list[dict[str, Any]] = []
-    chunks: list[bytes] = []
+    chunks: list[bytes | memoryview] = []
     for name in names:
         arr = outputs[name]
         if classify is not None and name in classify:
@@ -445,4 +453,4 @@ def encode_infer_response(
     if not chunks:
         return head, None
     chunks.insert(0, head)
-    return b"".join(chunks), len(head)
+    return b"".join(chunks), len(head)  # the one copy of the output tensors

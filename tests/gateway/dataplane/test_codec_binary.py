@@ -71,3 +71,23 @@ def test_encode_bytes_tensor_matches_tritonclient() -> None:
     raw = encode_tensor(arr)
     assert raw == serialize_byte_tensor(arr).item()
     assert deserialize_bytes_tensor(raw).tolist() == [b"yes", b"", "ünïcode".encode(), b"raw"]
+
+
+def test_a_contiguous_numeric_tensor_is_encoded_as_a_view_without_a_copy() -> None:
+    arr = np.linspace(0, 1, 2000, dtype=np.float32).reshape(1000, 2)
+    raw = encode_tensor(arr)
+    assert isinstance(raw, memoryview) and len(raw) == arr.nbytes
+    assert np.shares_memory(np.frombuffer(raw, dtype=np.uint8), arr)
+    assert bytes(raw) == arr.tobytes()
+    assert b"head" + raw == b"head" + arr.tobytes()  # joins like bytes
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.bool_])
+def test_an_empty_tensor_encodes_to_no_bytes(dtype) -> None:
+    assert bytes(encode_tensor(np.zeros((0, 2), dtype=dtype))) == b""
+
+
+def test_a_big_endian_tensor_is_encoded_little_endian() -> None:
+    arr = np.arange(4, dtype=">i8")
+    raw = encode_tensor(arr)
+    assert bytes(raw) == np.arange(4, dtype="<i8").tobytes()

@@ -412,6 +412,84 @@ def test_feeds_are_detached_from_the_request_body() -> None:
     assert req.feeds["input"].flags.writeable and req.feeds["input"].flags.aligned
 
 
+def aligned_body(arr: np.ndarray, datatype: str = "FP32", pad: int = 0) -> tuple[bytes, int]:
+    """A binary request whose tensor starts at a multiple of 8 bytes (plus ``pad``)."""
+    input_ = {"name": "input", "shape": list(arr.shape), "datatype": datatype}
+    input_["parameters"] = {"binary_data_size": arr.nbytes}
+    header = orjson.dumps({"inputs": [input_]})
+    header += b" " * (-len(header) % 8 + pad)
+    return header + arr.tobytes(), len(header)
+
+
+def body_memory(body: bytes) -> np.ndarray:
+    return np.frombuffer(body, dtype=np.uint8)
+
+
+def test_an_aligned_binary_tensor_is_decoded_without_a_copy() -> None:
+    rows = X.astype(np.float32)
+    body, header_length = aligned_body(rows)
+    feed = decode_infer_request(body, header_length, numeric_sig()).feeds["input"]
+    # a view on the body's own buffer: the tensor's bytes were never copied
+    assert np.shares_memory(feed, body_memory(body))
+    base = feed
+    while isinstance(base, np.ndarray):
+        base = base.base
+    assert isinstance(base, memoryview) and base.obj is body
+    assert feed.ctypes.data == body_memory(body).ctypes.data + header_length
+    assert feed.dtype == np.float32 and feed.flags.c_contiguous and not feed.flags.writeable
+    np.testing.assert_array_equal(feed, rows)
+
+
+@pytest.mark.parametrize("case", ["unaligned", "fp64", "bytearray"])
+def test_a_binary_tensor_is_copied_once_when_a_view_cannot_serve(case: str) -> None:
+    rows = X.astype(np.float32)
+    if case == "unaligned":  # the tensor starts 1 byte past a multiple of 4
+        body, header_length = aligned_body(rows, pad=1)
+    elif case == "fp64":  # not the model's dtype: cast
+        body, header_length = aligned_body(rows.astype(np.float64), "FP64")
+    else:  # a mutable body could change under the model
+        raw, header_length = aligned_body(rows)
+        body = bytearray(raw)
+    feed = decode_infer_request(body, header_length, numeric_sig()).feeds["input"]
+    assert not np.shares_memory(feed, np.frombuffer(body, dtype=np.uint8))
+    assert feed.dtype == np.float32 and feed.flags.aligned and feed.flags.writeable
+    np.testing.assert_array_equal(feed, rows)
+
+
+@pytest.mark.parametrize("allow_missing", [True, False])
+def test_a_zero_copy_tensor_is_still_checked_for_missing_and_infinite_values(allow_missing):
+    rows = X.astype(np.float32)
+    rows[1, 3] = np.nan
+    body, header_length = aligned_body(rows)
+    sig = numeric_sig(allow_missing=allow_missing)
+    if allow_missing:
+        feed = decode_infer_request(body, header_length, sig).feeds["input"]
+        assert np.shares_memory(feed, body_memory(body)) and np.isnan(feed[1, 3])
+    else:
+        with pytest.raises(InputError, match="row 1, feature 'f3': missing") as err:
+            decode_infer_request(body, header_length, sig)
+        assert err.value.reason == "non_finite"
+    rows[1, 3] = -np.inf
+    body, header_length = aligned_body(rows)
+    with pytest.raises(InputError, match="row 1, feature 'f3': -inf") as err:
+        decode_infer_request(body, header_length, sig)
+    assert err.value.reason == "non_finite"
+
+
+def test_binary_outputs_are_joined_once_into_the_reply() -> None:
+    sig = numeric_sig()
+    body, header_length = aligned_body(X.astype(np.float32))
+    req = dataclasses.replace(
+        decode_infer_request(body, header_length, sig),
+        binary_outputs=frozenset({"label", "probabilities"}),
+    )
+    outputs = classifier_outputs(len(X))
+    payload, length = encode_infer_response("m", "1", None, outputs, sig, req)
+    assert length is not None
+    expected = outputs["label"].tobytes() + outputs["probabilities"].tobytes()
+    assert payload[length:] == expected
+
+
 def test_regressor_response_round_trip() -> None:
     sig = int_sig()
     doc = {
@@ -461,6 +539,15 @@ PLAIN_CASES = {
     "just past the float32 range": one_input([0, 0, -3.4028235677973366e38, 0]),
     "integers beyond 2**24": one_input([16777217, -(2**53 + 1), 2**64 - 1, -(2**63)]),
     "nested list in flat data": one_input([1, [2], 3, 4]),
+    "nested rows": one_input([ROW, [0.5, -1, 1e-3, 2]], shape=(2, 4)),
+    "nested rows, a bad value": one_input([ROW, [0.5, "x", 1e-3, 2]], shape=(2, 4)),
+    "nested rows, a null": one_input([ROW, [0.5, None, 1e-3, 2]], shape=(2, 4)),
+    "nested rows, out of float32 range": one_input([ROW, [1e39, 0, 0, 0]], shape=(2, 4)),
+    "nested rows, one deeper": one_input([ROW, [1, 2, 3, [4]]], shape=(2, 4)),
+    "nested rows, uneven but the right count": one_input(
+        [[1, 2, 3], [4, 5, 6, 7, 8]], shape=(2, 4)
+    ),
+    "nested rows, a row not a list": one_input([ROW, 5, 6, 7], shape=(2, 4)),
     "non-numeric": one_input([1, "x", 3, 4]),
     "ragged": one_input([ROW, [5]], shape=(2, 4)),
     "too few values": one_input(ROW, shape=(2, 4)),
