@@ -26,6 +26,9 @@ VARIANCE_SHARE = 0.65
 CHUNK_ROWS = 500  # reference chunk size for the error spread (smaller samples: n // 10)
 MIN_FIT_ROWS = 100  # fewer sample rows: no multivariate model, no calibration
 BOOTSTRAP_DRAWS = 200
+# per-class calibration maps (multiclass ROC AUC) for at most this many classes: serving
+# keeps every row's probability vector for them (10,000 x 20 float32 = 800 KB per version)
+MAX_CLASS_MAPS = 20
 
 
 def quantile_edges(values: np.ndarray, bins: int = BINS) -> np.ndarray:
@@ -261,15 +264,19 @@ def calibration_model(
     chunk_rows: int = CHUNK_ROWS,
     draws: int = BOOTSTRAP_DRAWS,
     seed: int = 0,
+    max_class_maps: int = MAX_CLASS_MAPS,
 ) -> dict[str, Any] | None:
     """Isotonic calibration of the classifier's scores on the labelled sample (CBPE).
 
     Binary: P(class 1 | probability of class 1). Multiclass: P(correct | top-class
-    probability) (top-label calibration: the drift window keeps only the top probability).
-    Stored as the isotonic step points (``x`` increasing, ``y`` in [0, 1]) that serving
-    applies with ``np.interp``; plus the spread of the realized accuracy (and ROC AUC,
-    binary) over ``draws`` seeded bootstrap chunks of ``chunk_rows`` rows, from which
-    serving scales the interval to its window size. None without enough labelled rows.
+    probability) (top-label calibration, for the accuracy: the drift window keeps the top
+    probability of every row) and, up to ``max_class_maps`` classes, one one-vs-rest map
+    per class, P(class k | probability of class k), for the macro ROC AUC (the window then
+    also keeps every row's probability vector). Stored as isotonic step points (``x``
+    increasing, ``y`` in [0, 1]) that serving applies with ``np.interp``; plus the spread
+    of the realized accuracy and ROC AUC over ``draws`` seeded bootstrap chunks of
+    ``chunk_rows`` rows, from which serving scales the interval to its window size. None
+    without enough labelled rows.
     """
     known = labels >= 0
     probabilities, labels = probabilities[known], labels[known]
@@ -282,7 +289,7 @@ def calibration_model(
         kind, score, target = "binary", probabilities[:, 1], (labels == 1).astype(np.float64)
     else:
         kind, score, target = "top_label", probabilities.max(axis=1), correct
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(score, target)
+    x, y = _isotonic(score, target)
     rows = min(chunk_rows, n)
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, n, size=(draws, rows))
@@ -290,18 +297,46 @@ def calibration_model(
     out: dict[str, Any] = {
         "method": "isotonic",
         "kind": kind,
-        "x": [float(v) for v in iso.X_thresholds_],
-        "y": [float(v) for v in iso.y_thresholds_],
+        "x": x,
+        "y": y,
         "n_rows": int(n),
         "chunk_rows": int(rows),
         "accuracy_std": float(accuracy.std(ddof=1)),
         "roc_auc_std": None,
     }
+    aucs: list[float | None] = []
     if kind == "binary":
         aucs = [_roc_auc(target[p], score[p]) for p in picks]
-        finite = [a for a in aucs if a is not None]
-        out["roc_auc_std"] = float(np.std(finite, ddof=1)) if len(finite) > 1 else None
+    elif n_classes <= max_class_maps:
+        onehot = labels[:, None] == np.arange(n_classes)
+        out["classes"] = [
+            dict(zip(("x", "y"), _isotonic(probabilities[:, k], onehot[:, k]), strict=True))
+            for k in range(n_classes)
+        ]
+        aucs = [_macro_roc_auc(onehot[p], probabilities[p]) for p in picks]
+    finite = [a for a in aucs if a is not None]
+    if len(finite) > 1:
+        out["roc_auc_std"] = float(np.std(finite, ddof=1))
     return out
+
+
+def _isotonic(score: np.ndarray, target: np.ndarray) -> tuple[list[float], list[float]]:
+    """Step points of the isotonic regression of ``target`` on ``score``."""
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    iso.fit(score, target.astype(np.float64))
+    return [float(v) for v in iso.X_thresholds_], [float(v) for v in iso.y_thresholds_]
+
+
+def _macro_roc_auc(onehot: np.ndarray, probabilities: np.ndarray) -> float | None:
+    """Mean one-vs-rest ROC AUC (scikit-learn's ``multi_class="ovr", average="macro"``);
+    None when a class is absent (or is every row)."""
+    aucs = []
+    for k in range(onehot.shape[1]):
+        auc = _roc_auc(onehot[:, k].astype(np.float64), probabilities[:, k])
+        if auc is None:
+            return None
+        aucs.append(auc)
+    return float(np.mean(aucs))
 
 
 def _roc_auc(y: np.ndarray, score: np.ndarray) -> float | None:

@@ -36,6 +36,7 @@ METRICS: dict[str, tuple[str, ...]] = {
     "modelgate_input_errors_total": ("model", "reason"),
     "modelgate_multivariate_drift_error": ("model", "version"),
     "modelgate_estimated_accuracy": ("model", "version"),
+    "modelgate_estimated_roc_auc": ("model", "version"),
 }
 HISTOGRAMS = {
     "modelgate_request_duration_seconds",

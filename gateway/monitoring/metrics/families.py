@@ -177,6 +177,13 @@ class MetricFamilies:
             registry=r,
             multiprocess_mode="livemin",
         )
+        self.estimated_roc_auc = Gauge(
+            "modelgate_estimated_roc_auc",
+            "ROC AUC (multiclass: one-vs-rest macro) estimated from calibrated scores",
+            VARIANT,
+            registry=r,
+            multiprocess_mode="livemin",
+        )
         self.rollbacks = Counter(
             "modelgate_rollbacks",
             "Rollbacks of a model to its previous production version, by reason",

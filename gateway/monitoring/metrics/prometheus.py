@@ -221,6 +221,9 @@ class MetricsRegistry:
     def set_estimated_accuracy(self, model: str, version: str, accuracy: float) -> bool:
         return self._apply(model, version, "set_estimated_accuracy", accuracy)
 
+    def set_estimated_roc_auc(self, model: str, version: str, auc: float) -> bool:
+        return self._apply(model, version, "set_estimated_roc_auc", auc)
+
     def inc_shadow_dropped(self, model: str, version: str, n: int = 1) -> bool:
         return self._apply(model, version, "record_shadow_dropped", n)
 

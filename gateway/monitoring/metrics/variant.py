@@ -314,6 +314,9 @@ class VariantMetrics:
     def set_estimated_accuracy(self, accuracy: float) -> None:
         self._gauge("estimated_accuracy").set(accuracy)
 
+    def set_estimated_roc_auc(self, auc: float) -> None:
+        self._gauge("estimated_roc_auc").set(auc)
+
     def set_feature_psi(self, feature: str, value: float) -> None:
         child = self._features.get(feature)
         if child is None:

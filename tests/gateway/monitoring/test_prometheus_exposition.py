@@ -40,6 +40,7 @@ CONTRACT = {
     "modelgate_live_accuracy": "gauge",
     "modelgate_multivariate_drift_error": "gauge",
     "modelgate_estimated_accuracy": "gauge",
+    "modelgate_estimated_roc_auc": "gauge",
     "modelgate_rollbacks_total": "counter",
     "modelgate_input_errors_total": "counter",
 }
@@ -93,6 +94,7 @@ def test_every_contract_family_is_exposed_with_its_type(metrics: MetricsRegistry
         (vm.set_live_accuracy, 0.91),
         (vm.set_multivariate_error, 1.02),
         (vm.set_estimated_accuracy, 0.88),
+        (vm.set_estimated_roc_auc, 0.93),
         (vm.set_traffic_weight, 90.0),
     ):
         setter(arg)
