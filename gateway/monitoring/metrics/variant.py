@@ -308,8 +308,10 @@ class VariantMetrics:
     def set_live_accuracy(self, accuracy: float) -> None:
         self._gauge("live_accuracy").set(accuracy)
 
-    def set_multivariate_error(self, error: float) -> None:
+    def set_multivariate_error(self, error: float, lower: float, upper: float) -> None:
         self._gauge("multivariate_drift_error").set(error)
+        self._gauge("multivariate_drift_lower").set(lower)
+        self._gauge("multivariate_drift_upper").set(upper)
 
     def set_estimated_accuracy(self, accuracy: float) -> None:
         self._gauge("estimated_accuracy").set(accuracy)

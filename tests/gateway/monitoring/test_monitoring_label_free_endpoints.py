@@ -101,6 +101,11 @@ async def test_correlation_flip_reaches_drift_health_and_gauges(pair) -> None:
             break
         await asyncio.sleep(0.05)
     assert error == pytest.approx(version["multivariate"]["error"], rel=0.2)
+    upper = gauge(text, "modelgate_multivariate_drift_upper_bound")
+    lower = gauge(text, "modelgate_multivariate_drift_lower_bound")
+    assert upper == pytest.approx(version["multivariate"]["upper"], rel=0.2)
+    assert lower == pytest.approx(version["multivariate"]["lower"], rel=0.2)
+    assert lower < error < upper  # the window the gauges saw was calm too
     assert gauge(text, "modelgate_estimated_accuracy") == pytest.approx(accuracy["value"], abs=0.05)
 
     await send(pair, rows(rng, 1000, -0.8))  # a whole window with the relation flipped
