@@ -153,8 +153,9 @@ class Calibration:
         """Mean over classes of the expected one-vs-rest ROC AUC of each class's calibrated
         probability; None when a class has no expected positive or negative."""
         aucs = []
-        for k, (x, y) in enumerate(self.class_maps):
-            auc = expected_roc_auc(np.interp(probabilities[:, k].astype(np.float64), x, y))
+        columns = probabilities.T.astype(np.float64)  # one pass; each class contiguous
+        for column, (x, y) in zip(columns, self.class_maps, strict=True):
+            auc = expected_roc_auc(np.interp(column, x, y))
             if auc is None:
                 return None
             aucs.append(auc)
@@ -172,12 +173,11 @@ class Calibration:
 def expected_roc_auc(q: np.ndarray) -> float | None:
     """NannyML's expected ROC AUC of calibrated P(class 1): None when the expected counts
     of either class are zero."""
-    order = np.argsort(-q, kind="stable")
-    q = q[order]
+    q = np.sort(q)[::-1]  # only the values matter: tied rows enter the curve together
     positives, negatives = float(q.sum()), float((1.0 - q).sum())
     if positives <= 0 or negatives <= 0:
         return None
-    # one threshold per distinct score: tied rows enter the curve together
+    # one threshold per distinct score
     last = np.append(np.flatnonzero(np.diff(q)), q.size - 1)
     tpr = np.concatenate(([0.0], np.cumsum(q)[last] / positives))
     fpr = np.concatenate(([0.0], np.cumsum(1.0 - q)[last] / negatives))
