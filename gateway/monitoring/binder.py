@@ -56,7 +56,10 @@ def shared_feedback_dir() -> Path | None:
 
 
 def build_window(
-    variant: Variant, capacity: int, clock: Callable[[], float] = time.monotonic
+    variant: Variant,
+    capacity: int,
+    clock: Callable[[], float] = time.monotonic,
+    probability_columns: int = 0,
 ) -> PredictionWindow:
     """The version's drift window; a reference that cannot be read leaves it featureless
     (predictions only) with a warning rather than refusing to serve."""
@@ -78,29 +81,37 @@ def build_window(
         numeric_features=numeric,
         categorical_features=categorical,
         clock=clock,
+        probability_columns=probability_columns,
     )
 
 
+def stored_monitor(variant: Variant, what: str, parse: Callable[[], Any]) -> Any:
+    """A label-free monitor parsed from the version's reference: None when the reference
+    lacks it (registered before it existed) or it cannot be read (warned)."""
+    try:
+        return parse()
+    except (TypeError, ValueError, KeyError) as exc:
+        logger.warning("%s %s: %s unusable (%s)", variant.model, variant.version, what, exc)
+        return None
+
+
 def label_free_monitors(
-    variant: Variant, window: PredictionWindow
-) -> tuple[ReconstructionModel | None, Calibration | None]:
-    """The version's stored reconstruction model and calibration map; either is None when
-    the reference lacks it (registered before they existed) or cannot be read (warned)."""
+    variant: Variant, capacity: int, clock: Callable[[], float]
+) -> tuple[PredictionWindow, ReconstructionModel | None, Calibration | None]:
+    """The version's drift window, stored reconstruction model and calibration map; the
+    window keeps probability vectors when the calibration has per-class maps."""
     stored = dict(variant.reference or {})
-    out: list[Any] = []
-    for what, parse in (
-        (
-            "multivariate drift model",
-            lambda: ReconstructionModel.from_reference(stored, window.reference),
-        ),
-        ("calibration map", lambda: Calibration.from_reference(stored)),
-    ):
-        try:
-            out.append(parse())
-        except (TypeError, ValueError, KeyError) as exc:
-            logger.warning("%s %s: %s unusable (%s)", variant.model, variant.version, what, exc)
-            out.append(None)
-    return out[0], out[1]
+    calibration: Calibration | None = stored_monitor(
+        variant, "calibration map", lambda: Calibration.from_reference(stored)
+    )
+    columns = 0 if calibration is None else calibration.probability_columns
+    window = build_window(variant, capacity, clock, columns)
+    reconstruction: ReconstructionModel | None = stored_monitor(
+        variant,
+        "multivariate drift model",
+        lambda: ReconstructionModel.from_reference(stored, window.reference),
+    )
+    return window, reconstruction, calibration
 
 
 def timed_batcher(variant: Variant, sink: Any) -> Batcher:
@@ -165,19 +176,11 @@ class Monitoring:
         tag = tables.register(variant.version, sig.task, sig.classes)
         capacity = self.settings.ring_capacity
         stamps = StampClock()
+        window, reconstruction, calibration = label_free_monitors(variant, capacity, stamps)
         recorder = VariantRecorder(
-            variant,
-            vm,
-            build_window(variant, capacity, stamps),
-            tables,
-            tag,
-            capacity=capacity,
-            stamps=stamps,
+            variant, vm, window, tables, tag, capacity=capacity, stamps=stamps
         )
-        if recorder.window is not None:
-            recorder.reconstruction, recorder.calibration = label_free_monitors(
-                variant, recorder.window
-            )
+        recorder.reconstruction, recorder.calibration = reconstruction, calibration
         variant.batcher = timed_batcher(variant, recorder.batches)
         variant.recorder = recorder
         self._recorders[id(variant)] = recorder

@@ -18,7 +18,8 @@ per output, the largest cost of recording). From them:
   ``VariantMetrics.record_predictions`` (class counts, confidence, low confidence);
 * the drift window (``PredictionWindow.record``): the numerical features as one matrix
   (the input tensor itself when the model takes one numeric input in schema order), the
-  categorical features as codes of the window's encoders.
+  categorical features as codes of the window's encoders, and the class probability
+  vectors when the window keeps them (multiclass ROC AUC estimate).
 
 So rows are counted as inferred: a shadow version's rows are those mirrored to it, and a
 request whose client left after the inference still counts. From the pending requests:
@@ -295,11 +296,14 @@ class VariantRecorder:
             vm.record_batch(rows, ns)
             total += rows
         self.rows += total
-        preds, class_index, confidence = self._predictions([t[1] for t in taken], total)
+        preds, class_index, confidence, probs = self._predictions([t[1] for t in taken], total)
         vm.record_predictions(total, class_index, confidence)
         window = self.window
         if window is None:
             return
+        width = window.probability_columns
+        if probs is not None and probs.shape[1] != width:
+            probs = None  # not kept, or not the registered class count: NaN rows
         feeds_list = [t[0] for t in taken]
         merged = {name: _concat([f[name] for f in feeds_list]) for name in self._inputs}
         if self._fast_input is not None:
@@ -309,28 +313,32 @@ class VariantRecorder:
             numeric = np.column_stack(columns).astype(np.float64)
         else:
             numeric = None
-        window.record(numeric, self._codes(merged, total), preds, confidence, self._latency_s)
+        window.record(
+            numeric, self._codes(merged, total), preds, confidence, self._latency_s, probs
+        )
 
     def _predictions(
         self, outputs: list[Outputs], total: int
-    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """(prediction per row as float64, class index or None, confidence or None)."""
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """(prediction per row as float64, class index or None, confidence or None, class
+        probabilities [total, k] or None)."""
         values = _concat([o[self._pred_name] for o in outputs]).reshape(-1)
         if values.shape[0] != total:
             raise ValueError(f"output {self._pred_name!r} has {values.shape[0]} rows, not {total}")
         if not self.classification:
-            return values.astype(np.float64), None, None
+            return values.astype(np.float64), None, None, None
         if self._identity and values.dtype.kind in "iu":
             index = values.astype(np.int64)
         else:
             get = self._class_index.get
             index = np.fromiter((get(v, -1) for v in values.tolist()), np.int64, total)
-        confidence = None
+        confidence = probabilities = None
         if self._prob_name is not None:
             probs = _concat([o[self._prob_name] for o in outputs])
             if probs.ndim == 2 and probs.shape[0] == total:
                 confidence = _row_max(probs).astype(np.float64)
-        return index.astype(np.float64), index, confidence
+                probabilities = probs
+        return index.astype(np.float64), index, confidence, probabilities
 
     def _codes(self, merged: dict[str, np.ndarray], total: int) -> np.ndarray | None:
         if not self._categorical_locs:

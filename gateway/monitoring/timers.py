@@ -10,9 +10,11 @@
   ``WARN_EVERY_S`` per version, when the window's low-confidence share is above
   ``MODELGATE_HEALTH_MAX_LOW_CONFIDENCE_RATE``; then, in a worker thread, the label-free
   monitors of versions whose reference stores them: ``modelgate_multivariate_drift_error``
-  (once the window holds ``MODELGATE_DRIFT_MIN_SAMPLES`` rows) and
-  ``modelgate_estimated_accuracy``. With ``MODELGATE_DRIFT_WINDOW_S`` set, all of these
-  read only the window's rows of the last that many seconds.
+  and its ``_upper_bound`` / ``_lower_bound`` (once the window holds
+  ``MODELGATE_DRIFT_MIN_SAMPLES`` rows),
+  ``modelgate_estimated_accuracy`` and ``modelgate_estimated_roc_auc``. With
+  ``MODELGATE_DRIFT_WINDOW_S`` set, all of these read only the window's rows of the last
+  that many seconds.
 
 ``start_monitoring(state)`` / ``stop_monitoring(state)`` are the app's lifespan hooks;
 both do nothing when monitoring is off. The metrics registry's own flusher
@@ -121,10 +123,13 @@ class MonitoringTasks:
         multivariate, estimate = await asyncio.to_thread(label_free, recorder, snap, minimum)
         metrics, model, version = self.monitoring.metrics, recorder.model, recorder.version
         if multivariate is not None and multivariate.drifted is not None:
-            assert multivariate.error is not None
-            metrics.set_multivariate_error(model, version, multivariate.error)
+            error, lower, upper = multivariate.error, multivariate.lower, multivariate.upper
+            assert error is not None and lower is not None and upper is not None
+            metrics.set_multivariate_error(model, version, error, lower, upper)
         if estimate is not None and estimate.accuracy is not None:
             metrics.set_estimated_accuracy(model, version, estimate.accuracy.value)
+        if estimate is not None and estimate.roc_auc is not None:
+            metrics.set_estimated_roc_auc(model, version, estimate.roc_auc.value)
 
     def gauges(self, recorder: VariantRecorder) -> WindowSnapshot | None:
         """PSI, live accuracy and the low-confidence warning of one version."""

@@ -35,9 +35,12 @@ METRICS: dict[str, tuple[str, ...]] = {
     "modelgate_rollbacks_total": ("model", "reason"),
     "modelgate_input_errors_total": ("model", "reason"),
     "modelgate_multivariate_drift_error": ("model", "version"),
+    "modelgate_multivariate_drift_upper_bound": ("model", "version"),
+    "modelgate_multivariate_drift_lower_bound": ("model", "version"),
     "modelgate_estimated_accuracy": ("model", "version"),
     "modelgate_experiment_outcomes_total": ("model", "version", "metric"),
     "modelgate_outcomes_dropped_total": ("model", "reason"),
+    "modelgate_estimated_roc_auc": ("model", "version"),
 }
 HISTOGRAMS = {
     "modelgate_request_duration_seconds",
@@ -336,12 +339,22 @@ def test_alert_rules_use_design_metrics_and_cover_the_lifecycle(
         "modelgate_live_accuracy",
         "modelgate_model_loaded",
         "modelgate_rollbacks_total",
+        "modelgate_multivariate_drift_error",
+        "modelgate_multivariate_drift_upper_bound",
+        "modelgate_multivariate_drift_lower_bound",
+        "modelgate_estimated_accuracy",
     }
     assert required <= used, f"no alert on {sorted(required - used)}"
     thresholds = {rule["alert"]: rule["expr"] for rule in alert_rules}
     assert re.search(r">=\s*0\.2\b", thresholds["ModelgateFeatureDrift"])
     assert re.search(r"<\s*0\.85\b", thresholds["ModelgateLiveAccuracyLow"])
     assert re.search(r">\s*0\.15\b", thresholds["ModelgateLowConfidenceShare"])
+    # the label-free floor is the retraining policy's, whose reason the alert names
+    from gateway.retraining.policy import RetrainingPolicy
+
+    floor = RetrainingPolicy().min_estimated_accuracy
+    assert re.search(rf"<\s*{floor}\b", thresholds["ModelgateEstimatedAccuracyLow"])
+    assert re.search(r"\)\s*>\s*0\.05\s*$", thresholds["ModelgateEstimateOffRealized"])
 
 
 # --------------------------------------------------------------------------- grafana
@@ -439,8 +452,25 @@ def test_dashboard_covers_the_brief(dashboard: dict[str, Any]) -> None:
         "modelgate_rollbacks_total",
         "modelgate_model_loaded",
         "modelgate_rollout_step",
+        "modelgate_multivariate_drift_error",
+        "modelgate_multivariate_drift_upper_bound",
+        "modelgate_multivariate_drift_lower_bound",
+        "modelgate_estimated_accuracy",
+        "modelgate_estimated_roc_auc",
     }
     assert required <= used, f"no panel for {sorted(required - used)}"
+    by_panel = {
+        p["title"]: set().union(*(metric_names(t["expr"]) for t in p.get("targets", [])))
+        for p in dashboard["panels"]
+    }
+    # the label-free monitors beside what they are judged by: the error with its bounds,
+    # the estimated accuracy with the realized one
+    beside = [
+        {"modelgate_multivariate_drift_error", "modelgate_multivariate_drift_upper_bound"},
+        {"modelgate_estimated_accuracy", "modelgate_live_accuracy"},
+    ]
+    for pair in beside:
+        assert any(pair <= names for names in by_panel.values()), f"no panel shows {pair}"
     heatmaps = {
         name
         for p, t in panel_targets(dashboard)

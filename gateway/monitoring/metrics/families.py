@@ -170,9 +170,31 @@ class MetricFamilies:
             registry=r,
             multiprocess_mode="livemax",
         )
+        # its bounds, widest across workers: the alert compares the worst error with them
+        self.multivariate_drift_upper = Gauge(
+            "modelgate_multivariate_drift_upper_bound",
+            "Upper bound of the multivariate drift error for the live window's size",
+            VARIANT,
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.multivariate_drift_lower = Gauge(
+            "modelgate_multivariate_drift_lower_bound",
+            "Lower bound of the multivariate drift error for the live window's size",
+            VARIANT,
+            registry=r,
+            multiprocess_mode="livemin",
+        )
         self.estimated_accuracy = Gauge(
             "modelgate_estimated_accuracy",
             "Accuracy estimated from calibrated confidence scores, without labels",
+            VARIANT,
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.estimated_roc_auc = Gauge(
+            "modelgate_estimated_roc_auc",
+            "ROC AUC (multiclass: one-vs-rest macro) estimated from calibrated scores",
             VARIANT,
             registry=r,
             multiprocess_mode="livemin",

@@ -215,11 +215,17 @@ class MetricsRegistry:
     def set_live_accuracy(self, model: str, version: str, accuracy: float) -> bool:
         return self._apply(model, version, "set_live_accuracy", accuracy)
 
-    def set_multivariate_error(self, model: str, version: str, error: float) -> bool:
-        return self._apply(model, version, "set_multivariate_error", error)
+    def set_multivariate_error(
+        self, model: str, version: str, error: float, lower: float, upper: float
+    ) -> bool:
+        """The window's mean reconstruction error with the bounds of its verdict."""
+        return self._apply(model, version, "set_multivariate_error", error, lower, upper)
 
     def set_estimated_accuracy(self, model: str, version: str, accuracy: float) -> bool:
         return self._apply(model, version, "set_estimated_accuracy", accuracy)
+
+    def set_estimated_roc_auc(self, model: str, version: str, auc: float) -> bool:
+        return self._apply(model, version, "set_estimated_roc_auc", auc)
 
     def inc_shadow_dropped(self, model: str, version: str, n: int = 1) -> bool:
         return self._apply(model, version, "record_shadow_dropped", n)
@@ -231,13 +237,13 @@ class MetricsRegistry:
         vm.set_feature_psi(feature, value)
         return True
 
-    def _apply(self, model: str, version: str, method: str, value: Any) -> bool:
+    def _apply(self, model: str, version: str, method: str, *values: Any) -> bool:
         # an unbound version is ignored: a timer that outlived an unload must not
         # resurrect the series that unbinding removed
         vm = self._variants.get((model, version))
         if vm is None:
             return False
-        getattr(vm, method)(value)
+        getattr(vm, method)(*values)
         return True
 
     def inc_rollback(self, model: str, reason: str, n: int = 1) -> None:

@@ -321,11 +321,16 @@ class VariantMetrics:
     def set_live_accuracy(self, accuracy: float) -> None:
         self._gauge("live_accuracy").set(accuracy)
 
-    def set_multivariate_error(self, error: float) -> None:
+    def set_multivariate_error(self, error: float, lower: float, upper: float) -> None:
         self._gauge("multivariate_drift_error").set(error)
+        self._gauge("multivariate_drift_lower").set(lower)
+        self._gauge("multivariate_drift_upper").set(upper)
 
     def set_estimated_accuracy(self, accuracy: float) -> None:
         self._gauge("estimated_accuracy").set(accuracy)
+
+    def set_estimated_roc_auc(self, auc: float) -> None:
+        self._gauge("estimated_roc_auc").set(auc)
 
     def set_feature_psi(self, feature: str, value: float) -> None:
         child = self._features.get(feature)

@@ -7,11 +7,13 @@ import asyncio
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from gateway.app import create_app
 from gateway.monitoring.metrics.prometheus import MetricsRegistry
@@ -99,6 +101,11 @@ async def test_correlation_flip_reaches_drift_health_and_gauges(pair) -> None:
             break
         await asyncio.sleep(0.05)
     assert error == pytest.approx(version["multivariate"]["error"], rel=0.2)
+    upper = gauge(text, "modelgate_multivariate_drift_upper_bound")
+    lower = gauge(text, "modelgate_multivariate_drift_lower_bound")
+    assert upper == pytest.approx(version["multivariate"]["upper"], rel=0.2)
+    assert lower == pytest.approx(version["multivariate"]["lower"], rel=0.2)
+    assert lower < error < upper  # the window the gauges saw was calm too
     assert gauge(text, "modelgate_estimated_accuracy") == pytest.approx(accuracy["value"], abs=0.05)
 
     await send(pair, rows(rng, 1000, -0.8))  # a whole window with the relation flipped
@@ -125,3 +132,71 @@ def test_drift_verb_prints_the_multivariate_line_or_not_available() -> None:
                "reason": None, "components": 2, "reference_error": 0.95}  # fmt: skip
     text = render_drift({"model": "m", "versions": [{**base, "multivariate": flagged}]})
     assert "reconstruction error 1.4000, bounds [0.9000, 1.0000], drifted yes" in text
+
+
+COLOURS = np.array(["red", "green", "blue"])
+
+
+def colours(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+    """Labels drawn from softmax(2x)."""
+    true = np.exp(2.0 * x) / np.exp(2.0 * x).sum(axis=1, keepdims=True)
+    return COLOURS[(rng.random((len(x), 1)) > true.cumsum(axis=1)).sum(axis=1)]
+
+
+async def _register_three_classes(root: Path) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    from converters import publish
+
+    rng = np.random.default_rng(14)
+    frame = pd.DataFrame(rng.normal(size=(4000, 3)), columns=NAMES)
+    frame["y"] = colours(rng, frame[NAMES].to_numpy())
+    registry = await open_registry(root)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = LogisticRegression().fit(frame[NAMES], frame["y"])
+            await publish(registry, "tri", model, frame, "y", version="1.0.0")
+        await registry.set_stage("tri", "1.0.0", Stage.PRODUCTION)
+    finally:
+        await registry.close()
+    return model
+
+
+async def test_multiclass_estimated_roc_auc_reaches_health_and_gauge(tmp_path) -> None:
+    home = tmp_path / "home"
+    model = await _register_three_classes(home)
+    settings = Settings.from_environ(
+        {}, home=str(home), admin_token=TOKEN, ring_capacity=1000, drift_interval_s=0.1
+    )
+    app = create_app(settings, metrics=MetricsRegistry(multiprocess_dir=None))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+            rng = np.random.default_rng(15)
+            data = rng.normal(size=(600, 3)) + np.array([0.5, -0.5, 0.0])  # covariate shift
+            for start in range(0, 600, 100):
+                body = {"instances": data[start : start + 100].tolist()}
+                response = await http.post("/predict/tri", json=body)
+                assert response.status_code == 200, response.text
+            health = (await http.get("/admin/models/tri/health", headers=AUTH)).json()
+            (entry,) = health["versions"]
+            estimate = entry["estimated_performance"]
+            assert estimate["n"] == 600
+            auc = estimate["roc_auc"]
+            assert 0.5 < auc["lower"] <= auc["value"] <= auc["upper"] <= 1.0
+            # what labels would have shown (the same law, so the calibration holds)
+            realized = roc_auc_score(
+                colours(rng, data),
+                model.predict_proba(pd.DataFrame(data, columns=NAMES)),
+                multi_class="ovr",
+            )
+            assert auc["value"] == pytest.approx(realized, abs=0.03)
+            for _ in range(100):
+                text = (await http.get("/metrics")).text
+                if gauge(text, "modelgate_estimated_roc_auc") is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert gauge(text, "modelgate_estimated_roc_auc") == pytest.approx(
+                auc["value"], abs=1e-9
+            )

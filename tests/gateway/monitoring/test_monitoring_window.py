@@ -167,3 +167,37 @@ def test_a_bad_wrapping_call_stores_nothing(reference) -> None:
     after = window.snapshot()
     assert after.predictions.tolist() == before.predictions.tolist()
     assert np.array_equal(after.counts, before.counts) and after.recorded_total == 4
+
+
+def test_probability_vectors_follow_their_rows_through_wraps_and_time_bounds(
+    reference, clock
+) -> None:
+    window = PredictionWindow(reference, capacity=50, clock=clock, probability_columns=3)
+    assert window.snapshot().probabilities is not None
+    total = 0
+    for n in [7, 29, 13, 50, 44, 2]:  # wraps, and a batch as large as the window
+        numeric, codes, preds, conf = _rows(total, n)
+        vectors = np.column_stack((preds, preds + 0.25, preds + 0.5)).astype(np.float32)
+        clock.now = float(total)
+        window.record(numeric, codes, preds, conf, 0.001, vectors if n != 13 else None)
+        total += n
+        snap = window.snapshot()
+        assert snap.probabilities is not None and snap.probabilities.dtype == np.float32
+        assert snap.probabilities.shape == (snap.size, 3)
+        recorded = ~np.isnan(snap.probabilities[:, 0])
+        assert snap.probabilities[recorded, 0].tolist() == snap.predictions[recorded].tolist()
+        # the 13 rows recorded without vectors are NaN rows, not another batch's vectors
+        missing = snap.predictions[~recorded]
+        assert set(missing.tolist()) <= set(range(36, 49))
+    clock.now = float(total)
+    bounded = window.snapshot(max_age_s=float(total - 100))  # the rows of the last batches
+    assert bounded.probabilities is not None
+    assert bounded.probabilities[:, 0].tolist() == bounded.predictions.tolist()
+    with pytest.raises(ValueError, match="probabilities must have shape"):
+        window.record(*_rows(0, 2), 0.001, np.zeros((2, 4), dtype=np.float32))
+    assert window.snapshot().recorded_total == total  # the bad call stored nothing
+    plain = PredictionWindow(reference, capacity=5)
+    plain.record(*_rows(0, 2), 0.001, np.zeros((2, 3), dtype=np.float32))  # not kept
+    assert plain.snapshot().probabilities is None
+    with pytest.raises(ValueError, match="probability_columns"):
+        PredictionWindow(reference, capacity=5, probability_columns=-1)

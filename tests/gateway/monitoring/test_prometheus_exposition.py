@@ -39,7 +39,10 @@ CONTRACT = {
     "modelgate_model_loaded": "gauge",
     "modelgate_live_accuracy": "gauge",
     "modelgate_multivariate_drift_error": "gauge",
+    "modelgate_multivariate_drift_upper_bound": "gauge",
+    "modelgate_multivariate_drift_lower_bound": "gauge",
     "modelgate_estimated_accuracy": "gauge",
+    "modelgate_estimated_roc_auc": "gauge",
     "modelgate_rollbacks_total": "counter",
     "modelgate_input_errors_total": "counter",
     "modelgate_experiment_outcomes_total": "counter",
@@ -93,8 +96,9 @@ def test_every_contract_family_is_exposed_with_its_type(metrics: MetricsRegistry
         (vm.set_prediction_psi, 0.05),
         (vm.set_shadow_agreement, 0.97),
         (vm.set_live_accuracy, 0.91),
-        (vm.set_multivariate_error, 1.02),
+        (lambda error: vm.set_multivariate_error(error, 0.9, 1.0), 1.02),
         (vm.set_estimated_accuracy, 0.88),
+        (vm.set_estimated_roc_auc, 0.93),
         (vm.set_traffic_weight, 90.0),
     ):
         setter(arg)
