@@ -3,9 +3,9 @@
 Without ``--scenarios`` it runs the published benchmark (``benchmarks/suite.py``: the
 concurrency sweep against the hand-written server and MLServer, batching, 2 workers,
 rollback under load), the drift micro-benchmarks and the extra benchmarks of
-``benchmarks/extras.py`` (each its own subprocess and README section). Writes ``<out>/<timestamp>.json``
-with every run, the medians and the ratios, PNG plots next to it, prints the summary,
-and (unless --no-report) renders it into benchmarks/README.md.
+``benchmarks/extras.py`` (each its own subprocess and README section). Writes
+``<out>/<timestamp>.json`` with every run, the medians and the ratios, PNG plots next to it,
+prints the summary, and (unless --no-report) renders it into benchmarks/README.md.
 """
 
 from __future__ import annotations
