@@ -285,4 +285,8 @@ class ShadowMirror:
                     recorder.record_shadow(200)
                 for _ in range(outcome.failed):
                     recorder.record_shadow(500)
+                # this batch's rows into the version's window now (a fraction of a ms):
+                # left to the 1 s monitoring tick, a second of shadow rows would hold the
+                # loop for several ms in one go, in front of primary answers
+                recorder.flush()
         self._outstanding -= copies
