@@ -1,4 +1,4 @@
-"""Shadow mirroring: routed requests copied to shadow versions, never delaying an answer.
+"""Shadow mirroring: routed requests copied to shadow versions, run off the event loop.
 
 ``ShadowMirror.mirror`` (hot path, after the primary answer is encoded) samples each shadow
 target and appends a copy to one bounded backlog; a full backlog drops the copy and counts
