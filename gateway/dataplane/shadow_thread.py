@@ -1,12 +1,13 @@
 """The shadow mirror's own thread: mirrored copies run in large batches, at idle CPU priority.
 
 The event loop only appends a copy to the mirror's bounded backlog (``ShadowMirror.mirror``)
-and, when this thread sleeps, sets one event. The thread waits ``COALESCE_S`` after waking
-so copies pile up, takes up to ``BATCH_ROWS`` rows, groups them by (shadow version, primary
-version), runs each group through the shadow version's runner call in one onnxruntime call
-(the GIL is released while it runs) and compares the outputs row by row with the primary's.
-Per-group outcomes go back to the loop in one ``call_soon_threadsafe`` per batch, where the
-statistics are updated, so no statistic is written from two threads.
+and, when this thread sleeps, sets one event. Before each batch the thread waits
+``COALESCE_S`` so copies pile up (unless a full batch waits already), takes up to
+``BATCH_ROWS`` rows, groups them by (shadow version, primary version), runs each group
+through the shadow version's runner call in one onnxruntime call (the GIL is released while
+it runs) and compares the outputs row by row with the primary's. Per-group outcomes go back
+to the loop in one ``call_soon_threadsafe`` per batch, where the statistics are updated, so
+no statistic is written from two threads.
 
 The thread asks the OS for ``SCHED_IDLE`` (it then only gets CPU time nothing else wants;
 nice 19 where that is refused): on a busy machine the shadow falls behind and the mirror
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("modelgate.shadow")
 
-COALESCE_S = 0.005  # after waking, let copies pile up this long: fewer, larger batches
+COALESCE_S = 0.02  # let copies pile up this long before a batch: fewer, larger batches
 BATCH_ROWS = 256  # rows taken per batch at most (one request larger than that goes alone)
 
 Copy = tuple["ShadowTarget", Feeds, int, "Variant", Outputs]
@@ -168,11 +169,16 @@ class ShadowThread:
             ready.wait()
             if self._stopping:
                 return
-            if self._coalesce_s > 0 and len(backlog) < self._batch_rows:
-                time.sleep(self._coalesce_s)
             # cleared before draining: a copy queued after the last check sets it again
             ready.clear()
             while backlog and not self._stopping:
+                if self._coalesce_s > 0 and len(backlog) < self._batch_rows:
+                    # before every batch, not only after sleeping: under load the backlog
+                    # never empties, and batches taken back to back would be small ones,
+                    # each a GIL hand-over with the loop and a statistics update on it
+                    time.sleep(self._coalesce_s)
+                    if self._stopping:
+                        break
                 taken = self._take()
                 if not taken:
                     continue
