@@ -72,6 +72,7 @@ def render_targets(results: dict[str, Any]) -> list[str]:
         if r["target"] is not None
     ]
     rows += _rollback_rows(results)
+    rows += _shadow_rows(results)
     if not rows:
         return ["(these scenarios define no targets)"]
     return RATIO_HEAD + rows
@@ -110,6 +111,24 @@ def _rollback_rows(results: dict[str, Any]) -> list[str]:
                 f"{p['swaps_ok']} rollbacks ({p['swaps_failed']} failed) | {p['connections']} "
                 f"| {p['workers']} | {failed} | = 0 | {'**PASS**' if ok else '**FAIL**'} "
                 f"| {p['other_cpu']['max']:.2f} |"
+            )
+    return rows
+
+
+def _shadow_rows(results: dict[str, Any]) -> list[str]:
+    """The drop rate the shadow target asks to report (no threshold: a copy that cannot
+    keep up is dropped rather than delay a primary answer)."""
+    rows = []
+    for scenario in results["scenarios"]:
+        for p in scenario.get("points", []):
+            if p.get("shadow_drop_rate") is None:
+                continue
+            mirrored = p["shadow_compared"] + p["shadow_failed"] + p["shadow_dropped"]
+            rows.append(
+                f"| {scenario['name']} | shadow copies dropped ({p['shadow_dropped']} of "
+                f"{mirrored}; {p['shadow_compared']} compared, {p['shadow_failed']} failed) "
+                f"| {p['connections']} | {p['workers']} | {p['shadow_drop_rate']:.1%} "
+                f"| reported | info | {p['other_cpu']['max']:.2f} |"
             )
     return rows
 

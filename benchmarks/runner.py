@@ -29,6 +29,7 @@ from benchmarks.payloads import write_bodies
 from benchmarks.procs import ServerError, ServerProcess, system_busy_s, wait_for_quiet
 from benchmarks.rollback_load import RollbackLoad
 from benchmarks.scenarios import Scenario, ServerSpec
+from benchmarks.shadow_counts import read_shadow_counts, shadow_delta
 from benchmarks.summarize import DISTURBED_OTHER_CPU, summarize_scenario
 from benchmarks.wrk import WrkError, run_wrk
 
@@ -237,6 +238,9 @@ def _measure(
             swapper = RollbackLoad(
                 process.port, scenario.model or "", ADMIN_TOKEN, spec.rollback_every_s
             )
+        shadow_before = None
+        if spec.shadow and scenario.model:
+            shadow_before = read_shadow_counts(process.port, scenario.model, ADMIN_TOKEN)
         cpu_before, busy_before, wall_before = process.cpu_s(), system_busy_s(), time.monotonic()
         if swapper is not None:
             swapper.__enter__()
@@ -269,6 +273,13 @@ def _measure(
             "server_cpu_cores": round(server_cores, 3),
             "other_cpu_cores": round(other_cores, 3),
         }
+        shadow = ""
+        if shadow_before is not None:
+            # read after the run: copies still in the mirror's backlog are not counted yet
+            after = read_shadow_counts(process.port, scenario.model or "", ADMIN_TOKEN)
+            run.update(shadow_delta(shadow_before, after))
+            shadow = (f"  shadow {run['shadow_compared']} compared "
+                      f"{run['shadow_dropped']} dropped {run['shadow_failed']} failed")  # fmt: skip
         swaps = ""
         if swapper is not None:
             run.update(swapper.stats.as_dict())
@@ -279,6 +290,6 @@ def _measure(
             f"{res.rps:9.0f} req/s  p50 {res.latency_us['p50'] / 1000:6.2f} ms  "
             f"p99 {res.latency_us['p99'] / 1000:7.2f} ms  non2xx {res.non_2xx}  "
             f"err {res.socket_errors}  cpu: wrk {wrk_cores:.2f} server {server_cores:.2f} "
-            f"other {other_cores:.2f}{swaps}"
+            f"other {other_cores:.2f}{swaps}{shadow}"
         )
     return runs

@@ -156,6 +156,27 @@ def _rollback(model: str, name: str = "rollback", duration_s: float | None = 8.0
     )
 
 
+def _shadow(model: str, title: str, name: str = "") -> Scenario:
+    """modelgate with a third version mirrored on 100 % against the same server without:
+    the mirror must cost the primary answers (almost) nothing (issue 22)."""
+    ratios = []
+    for c in (16, 64):
+        ratios += [
+            Ratio("modelgate-shadow/modelgate p99", "modelgate-shadow", "modelgate", "p99", c,
+                  target=1.3, op="<=", meaning="p99 with a 100 % shadow over p99 without"),
+            Ratio("modelgate-shadow/modelgate throughput", "modelgate-shadow", "modelgate",
+                  "rps", c, target=0.9, meaning="req/s with a 100 % shadow over req/s without"),
+        ]  # fmt: skip
+    return Scenario(
+        name=name or f"shadow-{model}",
+        title=f"{title}: modelgate with a 100 % shadow vs the same server without",
+        model=model,
+        servers=(MODELGATE, MODELGATE_SHADOW),
+        connections=(16, 64),
+        ratios=tuple(ratios),
+    )
+
+
 WORKERS2 = Scenario(
     name="workers2-rf100",
     title="RandomForest (100 trees), 2 workers: modelgate vs the hand-written server",
@@ -202,12 +223,15 @@ SUITE: dict[str, Scenario] = {
         _batching((16, 64, 256), "batching-wide", "mlp-wide", "MLP (1024-1024-512)"),
         WORKERS2,
         _rollback("rf100"),
+        _shadow("rf100", "RandomForest (100 trees)"),
+        _shadow("mlp", "MLP (512-512-256)"),
         QUICK_SWEEP,
         _batching((64,), name="quick-batching"),
         _rollback("rf100", name="quick-rollback", duration_s=None),
+        _shadow("rf100", "RandomForest (100 trees)", name="quick-shadow"),
     )
 }
-QUICK_SCENARIOS = ("quick-logreg", "quick-batching", "quick-rollback")
+QUICK_SCENARIOS = ("quick-logreg", "quick-batching", "quick-rollback", "quick-shadow")
 FULL_SCENARIOS = (
     "sweep-logreg",
     "sweep-rf100",
@@ -216,6 +240,8 @@ FULL_SCENARIOS = (
     "batching-wide",
     "workers2-rf100",
     "rollback",
+    "shadow-rf100",
+    "shadow-mlp",
 )
 
 ALL_SCENARIOS: dict[str, Scenario] = {**SCENARIOS, **SUITE}

@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from benchmarks.scenarios import Ratio, Scenario
+from benchmarks.shadow_counts import drop_rate
 
 # a run during which other processes used more CPU than this (in cores) was disturbed
 DISTURBED_OTHER_CPU = 0.25
@@ -79,6 +80,13 @@ def summarize_points(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             worst = [run["swap_max_ms"] for run in group if run.get("swap_max_ms") is not None]
             point["swap_p50_ms"] = statistics.median(p50s) if p50s else None
             point["swap_max_ms"] = max(worst) if worst else None
+        if any("shadow_dropped" in run for run in group):
+            # shadow scenario: mirrored copies of this point's runs (benchmarks/shadow_counts.py)
+            for key in ("shadow_compared", "shadow_failed", "shadow_dropped"):
+                point[key] = sum(run.get(key, 0) for run in group)
+            point["shadow_drop_rate"] = drop_rate(
+                point["shadow_compared"], point["shadow_failed"], point["shadow_dropped"]
+            )
         points.append(point)
     return points
 

@@ -161,6 +161,16 @@ class Batcher:
     def in_flight(self) -> int:
         return self._in_flight
 
+    @property
+    def run(self) -> Callable[[Feeds], Outputs]:
+        """The runner call batches make (monitoring may have wrapped it to time and record
+        the rows); the shadow mirror runs its copies through it on a thread of its own."""
+        return self._run
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     # --- request entry points ------------------------------------------------------
     async def infer(self, feeds: Feeds, n_rows: int) -> Outputs:
         """Run one request (``n_rows`` rows) and return exactly its outputs."""

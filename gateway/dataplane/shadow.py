@@ -1,12 +1,17 @@
-"""Shadow mirroring: routed requests copied to shadow versions, off the request path.
+"""Shadow mirroring: routed requests copied to shadow versions, run off the event loop.
 
-``ShadowMirror.mirror`` (hot path) samples each shadow target and ``put_nowait``s a copy
-onto one bounded queue; a full queue drops the copy and counts it, so the primary
-response never waits. Worker tasks run the shadow version through its own batcher and
-compare its outputs with the primary's for the same rows: label agreement for
-classifiers, absolute probability difference (largest over the classes, per row) when both
-versions share their classes, absolute value difference for regressors. Statistics are
-kept per (model, shadow version) and survive snapshot swaps.
+``ShadowMirror.mirror`` (hot path, after the primary answer is encoded) samples each shadow
+target and appends a copy to one bounded backlog; a full backlog drops the copy and counts
+it, so the primary never waits and the shadow never queues work behind it. The copies run
+on the mirror's own thread (``shadow_thread``): coalesced into large batches, at idle CPU
+priority, never on the event loop, so a shadow version costs the primary answers neither
+loop time nor a place in a primary batcher. That thread compares the shadow outputs with
+the primary's for the same rows: label agreement for classifiers, absolute probability
+difference (largest over the classes, per row) when both versions share their classes,
+absolute value difference for regressors. Statistics are kept per (model, shadow
+version), updated on the loop only, and survive snapshot swaps. Every copy taken
+(``mirrored``) ends up compared (``requests``), failed (``errors``), dropped (``dropped``:
+backlog full, or still waiting at shutdown) or still waiting in the backlog.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from gateway.dataplane.runner import Feeds, Outputs
+from gateway.dataplane.shadow_thread import BATCH_ROWS, Copy, Outcome, ShadowThread
 from gateway.dataplane.snapshot import ModelRoute, Variant
 
 logger = logging.getLogger("modelgate.shadow")
@@ -33,6 +40,7 @@ class ShadowStats:
     __slots__ = (
         "model",
         "version",
+        "mirrored",
         "requests",
         "rows",
         "label_rows",
@@ -49,20 +57,28 @@ class ShadowStats:
     def __init__(self, model: str, version: str, window: int = WINDOW) -> None:
         self.model = model
         self.version = version
-        self.requests = 0  # shadow inferences compared
+        self.mirrored = 0  # copies taken for this version (sampled in)
+        self.requests = 0  # copies run and compared
         self.rows = 0
         self.label_rows = 0  # rows whose labels were compared
         self.agreed = 0
         self.diff_rows = 0  # rows with a numeric difference
         self.diff_sum = 0.0
-        self.dropped = 0  # copies dropped because the queue was full
-        self.errors = 0  # shadow inferences that failed
+        self.dropped = 0  # copies dropped: backlog full, or still waiting at shutdown
+        self.errors = 0  # copies whose shadow run failed
         self._window = np.zeros(window, dtype=np.float64)
         self._pos = 0
         self._filled = 0
 
     def record(self, n_rows: int, label_rows: int, agreed: int, diffs: np.ndarray | None) -> None:
-        self.requests += 1
+        """One copy of ``n_rows`` rows compared."""
+        self.record_copies(1, n_rows, label_rows, agreed, diffs)
+
+    def record_copies(
+        self, copies: int, n_rows: int, label_rows: int, agreed: int, diffs: np.ndarray | None
+    ) -> None:
+        """``copies`` copies, ``n_rows`` rows in all, compared in one go."""
+        self.requests += copies
         self.rows += n_rows
         self.label_rows += label_rows
         self.agreed += agreed
@@ -91,10 +107,17 @@ class ShadowStats:
     def agreement(self) -> float | None:
         return self.agreed / self.label_rows if self.label_rows else None
 
+    @property
+    def drop_rate(self) -> float | None:
+        """Dropped copies over the copies that have an outcome (compared, failed, dropped)."""
+        done = self.requests + self.errors + self.dropped
+        return self.dropped / done if done else None
+
     def summary(self) -> dict[str, Any]:
         recent = self._window[: self._filled]
         return {
             "version": self.version,
+            "mirrored": self.mirrored,
             "requests": self.requests,
             "rows": self.rows,
             "compared": self.label_rows,
@@ -103,6 +126,7 @@ class ShadowStats:
             "mean_abs_diff": self.diff_sum / self.diff_rows if self.diff_rows else None,
             "p95_abs_diff": float(np.percentile(recent, 95)) if recent.size else None,
             "dropped": self.dropped,
+            "drop_rate": self.drop_rate,
             "errors": self.errors,
         }
 
@@ -144,17 +168,20 @@ def compare(
     return 0, 0, None
 
 
-ShadowItem = tuple[ShadowTarget, Feeds, int, Variant, Outputs]
-
-
 class ShadowMirror:
-    """Bounded queue + worker tasks; ``stats_for`` hands out the per-version aggregates."""
+    """Bounded backlog + the shadow thread; ``stats_for`` hands out the per-version aggregates.
 
-    def __init__(self, maxsize: int = 1024, workers: int = 2) -> None:
+    ``maxsize`` bounds the copies waiting (``MODELGATE_SHADOW_QUEUE``); ``batch_rows`` the
+    rows the thread runs per batch."""
+
+    def __init__(self, maxsize: int = 1024, *, batch_rows: int = BATCH_ROWS) -> None:
         self.maxsize = maxsize
-        self.workers = workers
-        self._queue: asyncio.Queue[ShadowItem] = asyncio.Queue(maxsize)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.batch_rows = batch_rows
+        self._backlog: deque[Copy] = deque()
+        self._thread: ShadowThread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outstanding = 0  # copies taken and not finished (loop side)
+        self._closed = False
         self._stats: dict[tuple[str, str], ShadowStats] = {}
         self._rand = random.random
 
@@ -162,16 +189,25 @@ class ShadowMirror:
     def mirror(
         self, route: ModelRoute, feeds: Feeds, n_rows: int, primary: Variant, outputs: Outputs
     ) -> None:
-        put = self._queue.put_nowait
+        backlog = self._backlog
+        queued = 0
         for target in route.shadows:
             if target.variant is primary:
                 continue
             if target.sample < 1.0 and self._rand() >= target.sample:
                 continue
-            try:
-                put((target, feeds, n_rows, primary, outputs))
-            except asyncio.QueueFull:
-                target.stats.dropped += 1
+            stats = target.stats
+            stats.mirrored += 1
+            if len(backlog) >= self.maxsize or self._closed:
+                stats.dropped += 1
+                continue
+            backlog.append((target, feeds, n_rows, primary, outputs))
+            queued += 1
+        if queued:
+            self._outstanding += queued
+            thread = self._thread
+            if thread is not None:
+                thread.wake()
 
     # --- control plane ----------------------------------------------------------
     def stats_for(self, model: str, version: str) -> ShadowStats:
@@ -186,41 +222,71 @@ class ShadowMirror:
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        """Copies waiting in the backlog (not yet taken by the thread)."""
+        return len(self._backlog)
+
+    @property
+    def priority(self) -> str:
+        """The CPU priority the shadow thread got ("idle", "nice 19", "normal"; "" before)."""
+        return self._thread.priority if self._thread is not None else ""
 
     def start(self) -> None:
-        for i in range(self.workers - len(self._tasks)):
-            task = asyncio.get_running_loop().create_task(self._work(), name=f"shadow-{i}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if self._thread is not None and self._thread.alive:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+        self._thread = ShadowThread(self._backlog, self._post, compare, batch_rows=self.batch_rows)
+        self._thread.start()
+        if self._backlog:
+            self._thread.wake()
 
     async def join(self) -> None:
-        """Wait until every queued copy has been processed (tests, graceful stop)."""
-        await self._queue.join()
+        """Wait until every copy taken so far has been compared, failed or dropped (tests,
+        graceful stop); the mirror must have been started."""
+        while self._outstanding > 0:
+            await asyncio.sleep(0.005)
 
     async def stop(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
+        """Stop the thread after its current batch; copies still waiting count as dropped."""
+        self._closed = True
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.request_stop()  # before any await: no batch is taken after this
+            await asyncio.to_thread(thread.join)
+        while self._backlog:
+            target = self._backlog.popleft()[0]
+            target.stats.dropped += 1
+            self._outstanding -= 1
 
-    async def _work(self) -> None:
-        queue = self._queue
-        while True:
-            target, feeds, n_rows, primary, outputs = await queue.get()
-            status = 500
-            try:
-                shadow_out = await target.variant.batcher.infer(feeds, n_rows)
-                status = 200
-                target.stats.record(n_rows, *compare(primary, outputs, target.variant, shadow_out))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                target.stats.errors += 1
-                logger.debug("shadow inference on %s failed: %s", target.variant, exc)
-            finally:
-                recorder = target.variant.recorder
-                if recorder is not None:
-                    recorder.record_shadow(status)
-                queue.task_done()
+    # --- from the shadow thread -------------------------------------------------------
+    def _post(self, outcomes: list[Outcome], copies: int) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._finish, outcomes, copies)
+        except RuntimeError:  # loop closed under us: nobody reads the statistics any more
+            pass
+
+    def _finish(self, outcomes: list[Outcome], copies: int) -> None:
+        """On the loop: one batch's outcomes into the statistics, metrics and counters."""
+        for outcome in outcomes:
+            target, stats = outcome.target, outcome.target.stats
+            if outcome.compared:
+                stats.record_copies(outcome.compared, outcome.rows, *outcome.result)
+            stats.errors += outcome.failed
+            variant = target.variant
+            batcher = variant.batcher
+            batcher.batches += outcome.calls
+            batcher.batched_rows += outcome.rows
+            recorder = variant.recorder
+            if recorder is not None:
+                for _ in range(outcome.compared):
+                    recorder.record_shadow(200)
+                for _ in range(outcome.failed):
+                    recorder.record_shadow(500)
+                # this batch's rows into the version's window now (a fraction of a ms):
+                # left to the 1 s monitoring tick, a second of shadow rows would hold the
+                # loop for several ms in one go, in front of primary answers
+                recorder.flush()
+        self._outstanding -= copies

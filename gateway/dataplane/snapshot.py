@@ -54,6 +54,11 @@ class Recorder(Protocol):
 
     def record_shadow(self, status: int) -> None: ...
 
+    def flush(self) -> None:
+        """Move what was recorded into metrics, windows and feedback (bulk work on the loop;
+        the shadow mirror calls it after each of its batches, so no flush grows large)."""
+        ...
+
 
 class Variant:
     """One loaded model version: what a request needs once it has been routed to it.

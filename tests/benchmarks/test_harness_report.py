@@ -139,6 +139,34 @@ def test_rollback_row_fails_on_any_failed_request() -> None:
     assert any("during 30 rollbacks" in row and "| 2 | = 0 | **FAIL**" in row for row in dirty)
 
 
+def test_shadow_scenario_checks_the_issue_targets_and_reports_the_drop_rate() -> None:
+    for name in ("shadow-rf100", "shadow-mlp", "quick-shadow"):
+        scenario = SUITE[name]
+        assert {s.label for s in scenario.servers} == {"modelgate", "modelgate-shadow"}
+        targets = {(r.metric, r.connections): (r.op, r.target) for r in scenario.ratios}
+        for c in (16, 64):
+            assert targets[("p99", c)] == ("<=", 1.3) and targets[("rps", c)] == (">=", 0.9)
+    assert "quick-shadow" in QUICK_SCENARIOS and "shadow-rf100" in FULL_SCENARIOS
+    runs = []
+    for rep in range(3):
+        for c in (16, 64):
+            runs.append(fake_run("modelgate", c, rep, 6000, 10_000))
+            # p99 1.2x, throughput 0.95x at 16; p99 1.5x at 64 (a miss)
+            runs.append(
+                fake_run("modelgate-shadow", c, rep, 5700, 12_000 if c == 16 else 15_000,
+                         shadow_compared=900, shadow_failed=0, shadow_dropped=100 * (c // 16))
+            )  # fmt: skip
+    table = render_targets(results_of(scenario_result("shadow-rf100", runs)))
+    row = next(r for r in table if "modelgate-shadow/modelgate p99 | 16 " in r)
+    assert "| 1.20 (1.20–1.20) | <= 1.3 | **PASS** |" in row
+    row = next(r for r in table if "modelgate-shadow/modelgate p99 | 64 " in r)
+    assert "| 1.50 (1.50–1.50) | <= 1.3 | **FAIL** |" in row
+    # 3 runs x 100 dropped of 3 x 1000 mirrored at 16; 3 x 400 of 3 x 1300 at 64
+    assert any("dropped (300 of 3000; 2700 compared, 0 failed) | 16 " in r and "10.0%" in r
+               for r in table)  # fmt: skip
+    assert any("dropped (1200 of 3900;" in r and "30.8%" in r for r in table)
+
+
 def test_readme_sections_are_replaced_and_others_kept(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(
