@@ -91,8 +91,10 @@ def run_wrk(
     duration_s: float,
     threads: int = 1,
     timeout_s: float = 5.0,
+    script: Path = LUA_SCRIPT,
 ) -> WrkResult:
-    """One closed-loop run of wrk; raises WrkError when it fails or prints no summary."""
+    """One closed-loop run of wrk; raises WrkError when it fails or prints no summary.
+    ``script``: the Lua script, which reads ``bodies_file`` (default: wrk_post.lua)."""
     threads = max(1, min(threads, connections))
     cmd = [
         wrk,
@@ -101,7 +103,7 @@ def run_wrk(
         f"-d{max(1, round(duration_s))}s",
         f"--timeout={timeout_s:g}s",
         "-s",
-        str(LUA_SCRIPT),
+        str(script),
         url,
         "--",
         str(bodies_file),
