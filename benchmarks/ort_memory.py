@@ -4,11 +4,11 @@
 ``benchmarks/scale.py`` and each option set, a fresh process creates N sessions of the
 family's ONNX the way ``gateway/dataplane/runner.py`` does, warms each up (5 single-row
 runs and one of 64 rows, like the loader and a first batch), and reports the RSS growth
-per session and the median single-row run time over the sessions. The option sets:
+per session and the median run time of one row and of 64 rows over the sessions. The option sets:
 
-* ``default``: what the gateway used before (arena on, memory patterns on, per-session
-  thread pools with ``intra_op_num_threads=1``);
-* ``no-arena``: ``enable_cpu_mem_arena = False``;
+* ``default``: onnxruntime's defaults around the gateway's threading (arena on, memory
+  patterns on, per-session thread pools with ``intra_op_num_threads=1``);
+* ``no-arena``: ``enable_cpu_mem_arena = False`` (what ``runner.py`` sets);
 * ``no-pattern``: ``enable_mem_pattern = False``;
 * ``no-arena-no-pattern``: both;
 * ``global-threads``: ``use_per_session_threads = False`` with the process-wide pools set by
@@ -56,8 +56,7 @@ def child(family: str, options_name: str, sessions: int) -> dict[str, Any]:
 
     def options_for() -> Any:
         options = session_options(1)
-        if options_name in ("no-arena", "no-arena-no-pattern"):
-            options.enable_cpu_mem_arena = False
+        options.enable_cpu_mem_arena = options_name not in ("no-arena", "no-arena-no-pattern")
         if options_name in ("no-pattern", "no-arena-no-pattern"):
             options.enable_mem_pattern = False
         if options_name == "global-threads":
@@ -68,7 +67,8 @@ def child(family: str, options_name: str, sessions: int) -> dict[str, Any]:
     ort.InferenceSession(data, sess_options=options_for(), providers=["CPUExecutionProvider"])
     base = _rss_kib()
     kept = []
-    latencies = []
+    latencies: list[float] = []
+    batch_latencies: list[float] = []
     for _ in range(sessions):
         options = options_for()
         session = ort.InferenceSession(
@@ -83,6 +83,12 @@ def child(family: str, options_name: str, sessions: int) -> dict[str, Any]:
             session.run(None, one)
             timings.append(time.perf_counter_ns() - start)
         latencies.append(statistics.median(timings) / 1000.0)
+        timings = []
+        for _ in range(50):
+            start = time.perf_counter_ns()
+            session.run(None, batch)
+            timings.append(time.perf_counter_ns() - start)
+        batch_latencies.append(statistics.median(timings) / 1000.0)
         kept.append(session)
     grown = _rss_kib() - base
     return {
@@ -92,6 +98,7 @@ def child(family: str, options_name: str, sessions: int) -> dict[str, Any]:
         "onnx_kib": len(data) / 1024.0,
         "rss_per_session_kib": grown / sessions,
         "single_row_us": statistics.median(latencies),
+        "batch_64_us": statistics.median(batch_latencies),
     }
 
 
@@ -116,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(
                 f"{family:8s} {options:20s} {row['rss_per_session_kib']:8.0f} KiB/session "
-                f"{row['single_row_us']:7.1f} us/row (ONNX {row['onnx_kib']:.0f} KiB)",
+                f"{row['single_row_us']:7.1f} us/row {row['batch_64_us']:7.1f} us/64 rows "
+                f"(ONNX {row['onnx_kib']:.0f} KiB)",
                 flush=True,
             )
     if args.out is not None:

@@ -211,13 +211,14 @@ def proc_status(pid: int) -> dict[str, int]:
 
 
 def start_gateway(
-    name: str, home: Path, first: str | None, timeout_s: float
+    name: str, home: Path, first: str | None, timeout_s: float, mode: str = "auto"
 ) -> tuple[ServerProcess, dict[str, Any]]:
     """Start ``modelgate serve`` on ``home`` and time its start-up: until it listens, until
     model ``first`` answers ready, until ``/v2/health/ready``; then its RSS and threads."""
     port = free_port()
     env = server_env()
     env["MODELGATE_ADMIN_TOKEN"] = ADMIN_TOKEN
+    env["MODELGATE_INFERENCE_MODE"] = mode
     server = ServerProcess(name, modelgate_command(home, port, 1), env, REPO_ROOT, port)
     began = time.perf_counter()
     server.start("/v2/health/live", timeout_s)
@@ -261,6 +262,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     duration = 3.0 if args.quick else args.duration
     reps = 1 if args.quick else args.reps
     families = [family_of(i) for i in range(n_models)]
+    mode = args.inference_mode
     homes = SCALE_DIR / "homes"
     log = _log
     log(f"building homes ({n_models} models)")
@@ -276,6 +278,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     servers: dict[str, ServerProcess] = {}
     result: dict[str, Any] = {
         "quick": args.quick,
+        "inference_mode": mode,
         "models": n_models,
         "versions": 2 * n_models,
         "families": {f: FAMILIES[f][0] for f in ORDER},
@@ -287,16 +290,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
     try:
         log("starting the empty gateway")
-        servers["empty"], result["empty"] = start_gateway("empty", homes / "empty", None, 60)
+        servers["empty"], result["empty"] = start_gateway("empty", homes / "empty", None, 60, mode)
         log(f"starting the {n_models}-model gateway")
         servers["many"], result["startup"] = start_gateway(
-            "many", homes / f"many-{n_models}", names[0], 900
+            "many", homes / f"many-{n_models}", names[0], 900, mode
         )
         log(f"  {result['startup']}")
         result["single"] = {}
         for family in ORDER:
             home = homes / f"one-{family}"
-            server, info = start_gateway(f"one-{family}", home, singles[family][0], 120)
+            server, info = start_gateway(f"one-{family}", home, singles[family][0], 120, mode)
             servers[f"one-{family}"] = server
             result["single"][family] = info
         touch_every_version(servers["many"], names)
@@ -502,9 +505,10 @@ def render(result: dict[str, Any], out: Path) -> str:
     lines = [
         f"{result['models']} models ({', '.join(result['families'].values())} in turn), "
         f"{result['versions']} loaded versions, 90/10 canary each, one worker, "
+        f"MODELGATE_INFERENCE_MODE={result['inference_mode']}, "
         f"{result['cores']} cores; wrk {CONNECTIONS} connections, {result['duration_s']:g} s "
         f"per point, {result['reps']} repetition(s), medians (min-max). "
-        f"Command: `python -m benchmarks.scale{' --quick' if result['quick'] else ''}`; "
+        f"Command: `{command(result)}`; "
         f"results: `{_shown(out)}`.",
         "",
         "| target | measured | verdict |",
@@ -543,6 +547,15 @@ def render(result: dict[str, Any], out: Path) -> str:
     return "\n".join(lines)
 
 
+def command(result: dict[str, Any]) -> str:
+    words = ["python -m benchmarks.scale"]
+    if result["quick"]:
+        words.append("--quick")
+    if result["inference_mode"] != "auto":
+        words.append(f"--inference-mode {result['inference_mode']}")
+    return " ".join(words)
+
+
 def _shown(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(REPO_ROOT))
@@ -568,6 +581,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scale.json"))
     parser.add_argument("--no-report", action="store_true", help="leave the README alone")
+    parser.add_argument(
+        "--inference-mode",
+        default="auto",
+        choices=("auto", "inline", "thread"),
+        help="MODELGATE_INFERENCE_MODE of every gateway (thread: every version on the pool)",
+    )
     args = parser.parse_args(argv)
     if args.models < 3 or args.duration < 1 or args.reps < 1:
         parser.error("need --models >= 3, --duration >= 1 and --reps >= 1")
