@@ -213,7 +213,9 @@ def create_app(
                 await _publish_saved(publisher, saved, registry, link)
             else:
                 began = time.perf_counter()
-                snapshot = await publisher.refresh(view)
+                # server readiness waits for the services below (as when nothing listened
+                # before start-up was complete)
+                snapshot = await publisher.refresh(view, loaded=False)
                 logger.info(
                     "serving %d model(s) after %.1f s: %s",
                     len(snapshot.models),
@@ -229,6 +231,7 @@ def create_app(
             if freeze_gc:
                 gc.collect()
                 gc.freeze()
+            await publisher.mark_loaded()
 
         starting: asyncio.Task[None] | None = None
         try:

@@ -9,8 +9,8 @@ allow anyway.
 
 ``idle`` counts the workers waiting for a job, or about to: a worker counts itself idle
 *before* it posts a finished batch's results to the loop, so the loop, when it dispatches
-the next batch while answering that one, sees the worker that is coming back for it (the
-batcher's handoff wait relies on that; see ``gateway/dataplane/batcher.py``).
+the next batch while answering that one, hands it to the worker that is coming back for it
+(the batcher's handoff wait relies on that; see ``gateway/dataplane/batcher.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import deque
 from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any
 
@@ -40,53 +41,82 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class _Worker:
+    """One pool thread and its own job slot (a batch is handed to a chosen worker)."""
+
+    __slots__ = ("jobs", "stop", "thread")
+
+    def __init__(self) -> None:
+        self.jobs: SimpleQueue[Job | None] = SimpleQueue()
+        self.stop = False
+        self.thread: threading.Thread | None = None
+
+
 class InferencePool:
     """``size`` worker threads, started on the first job (a process whose models all run
-    inline never starts them) and stopped by ``close``."""
+    inline never starts them) and stopped by ``close``.
 
-    __slots__ = ("size", "name", "idle", "_jobs", "_threads", "_lock")
+    A job goes to the worker that became idle last (a stack), else waits in a backlog the
+    next worker to finish takes. Last-idle-first keeps one model's batches on one thread,
+    as its dedicated thread did: the worker that just finished a batch has not gone to
+    sleep yet, so handing it the next batch costs no wake-up, where a long-idle thread
+    must be woken and scheduled (a shared queue wakes whichever thread sleeps on it).
+    """
+
+    __slots__ = ("size", "name", "_idle", "_backlog", "_workers", "_lock")
 
     def __init__(self, size: int | None = None, *, name: str = "ort-pool") -> None:
         if size is not None and size < 1:
             raise ValueError(f"an inference pool needs at least 1 thread, not {size}")
         self.size = size if size is not None else default_threads()
         self.name = name
-        self.idle = 0
-        self._jobs: SimpleQueue[Job | None] = SimpleQueue()
-        self._threads: list[threading.Thread] = []
+        self._idle: list[_Worker] = []
+        self._backlog: deque[Job] = deque()
+        self._workers: list[_Worker] = []
         self._lock = threading.Lock()
+
+    @property
+    def idle(self) -> int:
+        """Workers waiting for a job, or about to (see the module docstring)."""
+        return len(self._idle)
 
     @property
     def threads(self) -> int:
         """Worker threads running now (0 before the first job and after ``close``)."""
-        return sum(thread.is_alive() for thread in self._threads)
+        return sum(w.thread is not None and w.thread.is_alive() for w in self._workers)
 
     def submit(self, job: Job) -> None:
-        """Queue one batch; any idle worker runs it."""
-        if not self._threads:
+        """Run one batch on the worker idle last, or queue it for the next one free."""
+        if not self._workers:
             self._start()
-        self._jobs.put(job)
+        with self._lock:
+            if not self._idle:
+                self._backlog.append(job)
+                return
+            worker = self._idle.pop()
+        worker.jobs.put(job)
 
     def _start(self) -> None:
         with self._lock:
-            if self._threads:
+            if self._workers:
                 return
-            self.idle = self.size
             for index in range(self.size):
-                thread = threading.Thread(
-                    target=self._work, name=f"{self.name}-{index}", daemon=True
+                worker = _Worker()
+                worker.thread = threading.Thread(
+                    target=self._work, args=(worker,), name=f"{self.name}-{index}", daemon=True
                 )
-                self._threads.append(thread)
-                thread.start()
+                self._workers.append(worker)
+                self._idle.append(worker)
+                worker.thread.start()
 
-    def _work(self) -> None:
-        jobs, lock = self._jobs, self._lock
+    def _work(self, me: _Worker) -> None:
+        lock, backlog, idle = self._lock, self._backlog, self._idle
+        job: Job | None = None
         while True:
-            job = jobs.get()
             if job is None:
-                return
-            with lock:
-                self.idle -= 1
+                job = me.jobs.get()
+                if job is None:
+                    return
             batcher, batch, holds_busy, handoff = job
             results: Any = None
             try:
@@ -94,25 +124,33 @@ class InferencePool:
             except BaseException:  # _execute never raises; a bug must not kill the pool
                 logger.exception("inference worker failed on %s", batcher.label)
                 results = [RuntimeError("inference worker failed")] * len(batch)
+            # idle (or on to the backlog) before the loop hears of the results
             with lock:
-                self.idle += 1
+                job = backlog.popleft() if backlog else None
+                if job is None and not me.stop:
+                    idle.append(me)
             loop = batcher._loop
-            if loop is None:
-                continue
-            try:
-                loop.call_soon_threadsafe(batcher._on_batch_done, batch, results, holds_busy)
-            except RuntimeError:  # that loop is closed: nobody waits for these results
-                pass
+            if loop is not None:
+                try:
+                    loop.call_soon_threadsafe(batcher._on_batch_done, batch, results, holds_busy)
+                except RuntimeError:  # that loop is closed: nobody waits for these results
+                    pass
+            if job is None and me.stop:
+                return
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Stop the workers once the jobs queued before this call have run (blocking); a
-        later job starts them again."""
+        """Stop the workers once the jobs handed out before this call have run
+        (blocking); a later job starts new ones."""
         with self._lock:
-            threads, self._threads = self._threads, []
-        for _ in threads:
-            self._jobs.put(None)
-        for thread in threads:
-            thread.join(timeout_s)
+            workers, self._workers = self._workers, []
+            idle, self._idle = self._idle, []
+            for worker in workers:
+                worker.stop = True
+        for worker in idle:
+            worker.jobs.put(None)
+        for worker in workers:
+            if worker.thread is not None:
+                worker.thread.join(timeout_s)
 
 
 _shared: InferencePool | None = None

@@ -27,6 +27,7 @@ load); the failure is kept in ``failures`` for the admin API.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from types import MappingProxyType
@@ -106,20 +107,28 @@ class Publisher:
         self.view: RegistryView | None = None
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
+        # False until the first refresh has run (start-up publishes model by model)
+        self.started = False
 
     async def refresh(
-        self, view: RegistryView | None = None, *, source: ServingRegistry | None = None
+        self,
+        view: RegistryView | None = None,
+        *,
+        source: ServingRegistry | None = None,
+        loaded: bool = True,
     ) -> Snapshot:
         """Rebuild from the registry and publish; serialised (admin calls and the watcher).
         ``view``: one just read with VIEW_STATE_PREFIXES (an admin change's commit), used
         unless something newer is published already. ``source``: where artifacts come from
-        instead of the registry (the saved view's local cache, database unreachable)."""
+        instead of the registry (the saved view's local cache, database unreachable).
+        ``loaded=False``: the snapshot does not count as loaded (server readiness) until
+        ``mark_loaded`` (start-up, while the background services start)."""
         async with self._lock:
             if view is None or view.generation < self.holder.current.generation:
                 view = await self.registry.serving_view(state_prefix=VIEW_STATE_PREFIXES)
             states = model_states(view)
             starting = None
-            if not self.holder.current.loaded:
+            if not self.started:
                 starting = _Progress(self, states, view.generation)
             replaced = await self._load_all(states, source or self.registry, starting)
             old = self.holder.current
@@ -127,8 +136,10 @@ class Publisher:
                 ms.name: _unloaded_route(ms) if ms.unloaded else self._build_route(ms, old)
                 for ms in states
             }
-            snapshot = Snapshot(MappingProxyType(models), view.generation, loaded=True)
+            loaded = loaded or (self.started and self.holder.current.loaded)
+            snapshot = Snapshot(MappingProxyType(models), view.generation, loaded=loaded)
             self.holder.current = snapshot
+            self.started = True
             self.view = view
             for variant in replaced:
                 self._retire(variant)
@@ -136,6 +147,13 @@ class Publisher:
             if self.saved is not None and source is None:
                 await self.saved.save(view)
             return snapshot
+
+    async def mark_loaded(self) -> None:
+        """Let the published snapshot count as loaded (after ``refresh(loaded=False)``)."""
+        async with self._lock:
+            current = self.holder.current
+            if self.started and not current.loaded:
+                self.holder.current = dataclasses.replace(current, loaded=True)
 
     async def catch_up(self) -> bool:
         """Refresh if the registry moved past the published snapshot (a sibling worker or

@@ -70,3 +70,38 @@ def test_pool_sizes():
     assert InferencePool().size == default_threads() >= 1
     with pytest.raises(ValueError, match="at least 1 thread"):
         InferencePool(0)
+
+
+async def test_one_batch_after_another_stays_on_the_worker_that_ran_the_last(models, data):
+    """The worker idle last gets the next job: it has not gone to sleep yet."""
+    X, _y = data
+    runner = OnnxRunner(models["forest"][0])
+    pool = InferencePool(3, name="hot-pool")
+    ran_on: list[str] = []
+
+    def noted(feeds):
+        ran_on.append(threading.current_thread().name)
+        return runner.run(feeds)
+
+    batcher = Batcher(noted, mode="thread", label="m:1", pool=pool)
+    for row in range(12):
+        await batcher.infer({"input": X[row : row + 1]}, 1)
+    assert len(ran_on) == 12 and len(set(ran_on)) == 1, ran_on
+    await batcher.aclose()
+    await asyncio.to_thread(pool.close)
+
+
+async def test_batches_beyond_the_idle_workers_wait_and_all_run(models, data):
+    X, _y = data
+    runner = OnnxRunner(models["logistic"][0])
+    pool = InferencePool(1, name="one-pool")
+    batchers = [
+        Batcher(runner.run, mode="thread", batching=False, label=f"m{i}:1", pool=pool)
+        for i in range(8)
+    ]
+    replies = await asyncio.gather(
+        *(b.infer({"input": X[i : i + 2]}, 2) for i, b in enumerate(batchers) for _ in range(5))
+    )
+    assert [len(r["label"]) for r in replies] == [2] * 40
+    assert pool.threads == 1 and pool.idle == 1
+    await asyncio.to_thread(pool.close)
