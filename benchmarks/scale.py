@@ -234,7 +234,7 @@ def start_gateway(
             info["first_model_ready_s"] = (
                 first_ready if first_ready is not None else info["ready_s"]
             )
-            status = proc_status(server.proc.pid)  # type: ignore[union-attr]
+            status = proc_status(server.proc.pid)
             info["rss_mib"] = status["VmRSS"] / 1024.0
             info["threads"] = status["Threads"]
             return server, info
@@ -305,11 +305,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         touch_every_version(servers["many"], names)
         for family, single in singles.items():
             touch_every_version(servers[f"one-{family}"], single)
-        after = proc_status(servers["many"].proc.pid)  # type: ignore[union-attr]
+        after = proc_status(servers["many"].proc.pid)
         result["startup"]["threads_after_traffic"] = after["Threads"]
         result["startup"]["rss_after_traffic_mib"] = after["VmRSS"] / 1024.0
         for family in ORDER:
-            status = proc_status(servers[f"one-{family}"].proc.pid)  # type: ignore[union-attr]
+            status = proc_status(servers[f"one-{family}"].proc.pid)
             result["single"][family]["threads_after_traffic"] = status["Threads"]
             result["single"][family]["rss_after_traffic_mib"] = status["VmRSS"] / 1024.0
 
@@ -372,11 +372,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "p99_ms": swap_run.latency_us["p99"] / 1000.0,
             "non_2xx": swap_run.non_2xx,
             "socket_errors": swap_run.socket_errors,
-            "swaps_ok": sum(s["swaps_ok"] for s in swaps),  # type: ignore[misc]
-            "swaps_failed": sum(s["swaps_failed"] for s in swaps),  # type: ignore[misc]
-            "swap_failures": [f for s in swaps for f in s["swap_failures"]],  # type: ignore[attr-defined]
+            "swaps_ok": sum(s["swaps_ok"] for s in swaps),
+            "swaps_failed": sum(s["swaps_failed"] for s in swaps),
+            "swap_failures": [f for s in swaps for f in s["swap_failures"]],
         }
-        final = proc_status(servers["many"].proc.pid)  # type: ignore[union-attr]
+        final = proc_status(servers["many"].proc.pid)
         result["startup"]["threads_end"] = final["Threads"]
         result["startup"]["rss_end_mib"] = final["VmRSS"] / 1024.0
     finally:
