@@ -94,7 +94,8 @@ def run_wrk(
     script: Path = LUA_SCRIPT,
 ) -> WrkResult:
     """One closed-loop run of wrk; raises WrkError when it fails or prints no summary.
-    ``script`` reads ``bodies_file`` (wrk_binary.lua: binary bodies) and prints the summary."""
+    ``script``: the Lua script, which reads ``bodies_file`` (default: wrk_post.lua;
+    wrk_binary.lua for binary bodies)."""
     threads = max(1, min(threads, connections))
     cmd = [
         wrk,

@@ -5,7 +5,10 @@ and admin auth; its lifespan opens the registry, attaches monitoring to the publ
 every version is bound before it takes traffic), publishes the first snapshot (every
 needed version loaded and warmed up), starts the generation watcher, the shadow workers
 and then each ``SERVICES`` start hook, and stops everything in reverse order.
-``create_app_from_env()`` is the factory uvicorn imports in each worker process (settings
+A serving process (``listen_while_loading``) runs that first publish in the background:
+it listens at once, each model answers ready as soon as its versions are warm, and
+``/v2/health/ready`` answers 200 once every served model is. ``create_app_from_env()`` is
+the factory uvicorn imports in each worker process (settings
 travel through ``MODELGATE_*`` variables).
 
 On a PostgreSQL registry the node saves every view it publishes in its home folder
@@ -22,8 +25,10 @@ shutdown, each in its own try (a failing stop is logged, the others still run).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -48,7 +53,8 @@ from gateway.monitoring.metrics.prometheus import MetricsRegistry
 from gateway.monitoring.timers import start_monitoring, stop_monitoring
 from gateway.routes import HotPaths, build_routes
 from gateway.serving.link import FROM_NOTHING, FROM_SAVED_VIEW, RegistryLink
-from gateway.serving.publisher import Publisher
+from gateway.serving.loader import Loader, load_variant
+from gateway.serving.publisher import VIEW_STATE_PREFIXES, Publisher
 from gateway.serving.saved_view import CachedArtifacts, SavedView
 from gateway.serving.watcher import GenerationWatcher
 from gateway.settings import Settings
@@ -127,6 +133,12 @@ async def _publish_saved(
     )
 
 
+def _log_start_failure(task: asyncio.Task[None]) -> None:
+    """A background start-up that failed leaves the server not ready; say why."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("start-up failed: not ready", exc_info=task.exception())
+
+
 async def _gateway_error(request: Request, exc: Exception) -> Response:
     status = status_for(exc)
     headers = {"www-authenticate": "Bearer"} if status == 401 else None
@@ -147,11 +159,23 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    settings: Settings, *, freeze_gc: bool = False, metrics: MetricsRegistry | None = None
+    settings: Settings,
+    *,
+    freeze_gc: bool = False,
+    metrics: MetricsRegistry | None = None,
+    listen_while_loading: bool = False,
+    load: Loader = load_variant,
 ) -> Starlette:
     """The gateway app; ``freeze_gc`` (serving processes) moves everything alive after the
     first load out of the collector's reach, so full collections stop rescanning models
-    and libraries. ``metrics`` defaults to the process's registry (``get_metrics()``)."""
+    and libraries. ``metrics`` defaults to the process's registry (``get_metrics()``).
+
+    ``listen_while_loading`` (``modelgate serve``): the lifespan returns once the registry
+    is open and its view read, and the first publish runs in the background, so the server
+    listens while versions load and answers readiness per model as each is ready (then
+    the watcher and the ``SERVICES`` start). Without it (in-process use, tests) the
+    lifespan returns when everything is loaded and started. ``load`` turns a version into
+    a ``Variant`` (``serving.loader.load_variant``; tests wrap it to hold one load)."""
     token, token_path = resolve_admin_token(settings)
     state = GatewayState(
         settings=settings,
@@ -183,7 +207,7 @@ def create_app(
         saved = None
         if link is not None:
             saved = SavedView(settings.paths.root, redact(settings.registry_url or ""))
-        publisher = Publisher(registry, settings, state.holder, state.mirror, saved)
+        publisher = Publisher(registry, settings, state.holder, state.mirror, saved, load=load)
         state.publisher = publisher
         if state.monitoring is not None:
             state.monitoring.attach(publisher)
@@ -191,14 +215,20 @@ def create_app(
             publisher, settings.poll_interval_ms / 1000.0, registry.change_feed(), link=link
         )
         started: list[Hook] = []
-        try:
-            if link is not None and saved is not None and not link.reachable:
+
+        async def start_serving(view: RegistryView | None) -> None:
+            """First publish, then the watcher and the background services."""
+            if view is None and link is not None and saved is not None:
                 await _publish_saved(publisher, saved, registry, link)
             else:
-                snapshot = await publisher.refresh()
+                began = time.perf_counter()
+                # server readiness waits for the services below (as when nothing listened
+                # before start-up was complete)
+                snapshot = await publisher.refresh(view, loaded=False)
                 logger.info(
-                    "serving %d model(s): %s",
+                    "serving %d model(s) after %.1f s: %s",
                     len(snapshot.models),
+                    time.perf_counter() - began,
                     ", ".join(sorted(snapshot.models)) or "-",
                 )
             state.mirror.start()
@@ -210,8 +240,25 @@ def create_app(
             if freeze_gc:
                 gc.collect()
                 gc.freeze()
+            await publisher.mark_loaded()
+
+        starting: asyncio.Task[None] | None = None
+        try:
+            view = None
+            if link is None or saved is None or link.reachable:
+                # read here, so a registry that cannot be read fails the start-up
+                view = await registry.serving_view(state_prefix=VIEW_STATE_PREFIXES)
+            if listen_while_loading:
+                starting = asyncio.get_running_loop().create_task(start_serving(view))
+                starting.add_done_callback(_log_start_failure)
+            else:
+                await start_serving(view)
             yield
         finally:
+            if starting is not None and not starting.done():
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
             for stop in reversed(started):
                 try:
                     await stop(state)
@@ -251,4 +298,4 @@ def setup_logging() -> None:
 def create_app_from_env() -> Starlette:
     """uvicorn factory (``--workers``): settings from MODELGATE_* variables."""
     setup_logging()
-    return create_app(Settings.from_environ(), freeze_gc=True)
+    return create_app(Settings.from_environ(), freeze_gc=True, listen_while_loading=True)

@@ -83,6 +83,12 @@ class Settings:
     # 100-tree forest vs inline), so below ~40 µs a hop costs about as much as it offloads
     inline_max_us: float = 40.0
     ort_intra_op_threads: int = 1
+    # worker threads shared by every thread-mode version of a worker process; 0: one per
+    # core this process may run on (gateway/dataplane/pool.py)
+    inference_threads: int = 0
+    # versions loaded at the same time at start-up and on a refresh (ORT session creation
+    # and warm-up are CPU-bound; each model is published as soon as it is ready)
+    load_concurrency: int = 0
     shadow_queue: int = 1024
     poll_interval_ms: int = 250
     ring_capacity: int = 10_000
@@ -173,6 +179,8 @@ class Settings:
             ),
             (self.inline_max_us >= 0, "MODELGATE_INLINE_MAX_US must be >= 0"),
             (self.ort_intra_op_threads >= 1, "MODELGATE_ORT_INTRA_OP_THREADS must be at least 1"),
+            (self.inference_threads >= 0, "MODELGATE_INFERENCE_THREADS must be >= 0"),
+            (self.load_concurrency >= 0, "MODELGATE_LOAD_CONCURRENCY must be >= 0"),
             (self.shadow_queue >= 1, "MODELGATE_SHADOW_QUEUE must be at least 1"),
             (self.poll_interval_ms >= 10, "MODELGATE_POLL_INTERVAL_MS must be at least 10"),
             (
@@ -327,6 +335,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "inference_mode": ("MODELGATE_INFERENCE_MODE", _mode),
     "inline_max_us": ("MODELGATE_INLINE_MAX_US", _number),
     "ort_intra_op_threads": ("MODELGATE_ORT_INTRA_OP_THREADS", _int),
+    "inference_threads": ("MODELGATE_INFERENCE_THREADS", _int),
+    "load_concurrency": ("MODELGATE_LOAD_CONCURRENCY", _int),
     "shadow_queue": ("MODELGATE_SHADOW_QUEUE", _int),
     "poll_interval_ms": ("MODELGATE_POLL_INTERVAL_MS", _int),
     "ring_capacity": ("MODELGATE_RING_CAPACITY", _int),

@@ -153,7 +153,8 @@ def run_serve(args: argparse.Namespace) -> int:
             if created is not None:
                 shutil.rmtree(created, ignore_errors=True)
     else:
-        uvicorn.run(create_app(settings, freeze_gc=True), **common)
+        app = create_app(settings, freeze_gc=True, listen_while_loading=True)
+        uvicorn.run(app, **common)
     return 0
 
 

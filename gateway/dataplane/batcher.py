@@ -9,11 +9,14 @@ offsets). Two execution modes:
   the thread hop costs more than the inference (docs/performance-notes.md), so this is
   their mode. A single request larger than ``max_batch_size`` rows still goes to the
   worker thread, so one big request never stalls the loop.
-* ``thread`` -- one hop per batch to a dedicated worker thread (ORT releases the GIL), so
-  the loop keeps parsing requests while a batch runs; what arrives meanwhile becomes the
-  next batch, which is dispatched the moment the worker is free: before the loop answers
-  the finished batch, so the worker runs the next one while the loop writes the replies.
-  Two rules keep that overlap (a batch timeline under wrk showed it lost without them):
+* ``thread`` -- one hop per batch to a worker thread of the process's shared
+  ``InferencePool`` (``gateway/dataplane/pool.py``: a fixed number of threads, however many
+  versions are loaded; ORT releases the GIL), so the loop keeps parsing requests while a
+  batch runs. A batcher has at most one batch of its own in flight; what arrives meanwhile
+  becomes the next batch, which is dispatched the moment that batch is done: before the
+  loop answers the finished batch, so a worker runs the next one while the loop writes the
+  replies. Two rules keep that overlap (a batch timeline under wrk showed it lost without
+  them):
 
   - *Half split.* A batch dispatched as another finishes takes at most half of the rows
     of the two (pending plus the finished batch's), so two groups alternate: one on the
@@ -25,6 +28,8 @@ offsets). Two execution modes:
     the GIL to start, and a thread waiting for the GIL gets it only when the holder blocks
     or after the 5 ms switch interval: without the wait the batch would start only once
     the loop had answered the previous one. The wait costs the loop the worker's wake-up.
+    The loop waits only when a pool worker is idle: with every worker busy on other
+    models' batches nothing could start it, and waiting would only stall the loop.
 
 ``auto`` picks per model from the measured single-row latency (``choose_mode``).
 With batching off every request runs alone, in the same mode.
@@ -41,13 +46,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable
 from queue import Empty, SimpleQueue
 from typing import Any, Protocol
 
 import numpy as np
 
+from gateway.dataplane.pool import InferencePool, shared_pool
 from gateway.dataplane.runner import Feeds, Outputs
 from gateway.errors import GatewayError, ModelNotReady
 
@@ -101,6 +106,7 @@ class Batcher:
         "max_batch_size",
         "max_delay_s",
         "label",
+        "pool",
         "batches",
         "batched_rows",
         "_run",
@@ -112,9 +118,7 @@ class Batcher:
         "_in_flight",
         "_closed",
         "_loop",
-        "_queue",
         "_started",
-        "_thread",
     )
 
     def __init__(
@@ -126,6 +130,7 @@ class Batcher:
         max_batch_size: int = 64,
         max_delay_s: float = 0.0,
         label: str = "",
+        pool: InferencePool | None = None,
     ) -> None:
         if mode not in ("inline", "thread"):
             raise ValueError(f"mode must be inline or thread, not {mode!r}")
@@ -134,6 +139,8 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
         self.label = label
+        # where thread-mode batches (and inline mode's oversized requests) run
+        self.pool = pool if pool is not None else shared_pool()
         # plain counters, read by monitoring
         self.batches = 0
         self.batched_rows = 0
@@ -146,11 +153,8 @@ class Batcher:
         self._in_flight = 0
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        # (batch, whether it is the thread-mode batch that holds ``_busy``, whether the
-        # loop waits for its start on ``_started``) or None to stop
-        self._queue: SimpleQueue[tuple[list[Item], bool, bool] | None] = SimpleQueue()
+        # a pool worker signals here when it starts a batch the loop waits for (handoff)
         self._started: SimpleQueue[None] = SimpleQueue()
-        self._thread: threading.Thread | None = None
         # bind the request entry point once: no mode test per request
         if mode == "inline":
             self.submit = self._submit_batched if batching else self._submit_inline
@@ -224,18 +228,14 @@ class Batcher:
         return loop
 
     def _to_worker(self, batch: list[Item], holds_busy: bool, handoff: bool) -> None:
-        if self._thread is None:  # started on first use: inline models rarely need it
-            self._thread = threading.Thread(
-                target=self._worker, args=(self._loop,), name=f"ort-{self.label}", daemon=True
-            )
-            self._thread.start()
-        if not handoff:
-            self._queue.put((batch, holds_busy, False))
+        pool = self.pool
+        if not handoff or pool.idle <= 0:
+            pool.submit((self, batch, holds_busy, False))
             return
         started = self._started
         while not started.empty():  # a start signal that came after its wait timed out
             started.get_nowait()
-        self._queue.put((batch, holds_busy, True))
+        pool.submit((self, batch, holds_busy, True))
         try:
             started.get(timeout=HANDOFF_WAIT_S)
         except Empty:
@@ -309,7 +309,7 @@ class Batcher:
     def _execute(
         self, batch: list[Item], started: Callable[[], None] | None = None
     ) -> list[Result]:
-        """Run one batch; never raises. Runs on the loop (inline) or the worker, which
+        """Run one batch; never raises. Runs on the loop (inline) or a pool worker, which
         passes ``started``: called once the batch is ready to run (the handoff)."""
         run = self._run
         if len(batch) == 1:
@@ -333,19 +333,6 @@ class Batcher:
             start = stop
         return results
 
-    def _worker(self, loop: asyncio.AbstractEventLoop) -> None:
-        queue, signal_start = self._queue, self._started_signal
-        while True:
-            job = queue.get()
-            if job is None:
-                return
-            batch, holds_busy, handoff = job
-            results = self._execute(batch, signal_start if handoff else None)
-            try:
-                loop.call_soon_threadsafe(self._on_batch_done, batch, results, holds_busy)
-            except RuntimeError:  # loop closed under us: nobody is waiting any more
-                return
-
     def _started_signal(self) -> None:
         self._started.put(None)
 
@@ -359,7 +346,8 @@ class Batcher:
         return self._in_flight == 0
 
     async def aclose(self) -> None:
-        """Refuse new requests, fail the queued ones, stop the worker thread."""
+        """Refuse new requests and fail the queued ones (batches already handed to the
+        pool still run and are answered)."""
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
@@ -370,10 +358,6 @@ class Batcher:
             self._in_flight -= 1
             if not waiter.done():
                 waiter.set_exception(ModelNotReady(f"{self.label} was unloaded"))
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-            await asyncio.to_thread(thread.join, 10.0)
 
 
 def _run_one(run: Callable[[Feeds], Outputs], feeds: Feeds) -> Result:

@@ -6,6 +6,12 @@ Session options are chosen for a 2-core box that also runs the event loop
 spinning) fights the loop and cut a forest's throughput by a third; ``inter_op`` is 1 and
 execution sequential because sklearn graphs have no parallel branches worth a pool; when
 more intra-op threads are asked for, spinning is turned off so idle workers yield the CPU.
+
+Memory (docs/performance-notes.md, "Memory per loaded version"): the CPU memory arena is
+off. With one intra-op thread a session's arena only keeps freed blocks for reuse, and
+its first chunk cost a 50-tree forest ~1 MiB per session (22 %) with no measurable latency
+gain; memory patterns stay on (off, single-row runs took ~1.5x as long), and per-session
+thread pools stay (with one thread there is no pool to share: a global pool saved nothing).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ def session_options(intra_op_threads: int) -> ort.SessionOptions:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    options.enable_cpu_mem_arena = False
     if intra_op_threads > 1:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options

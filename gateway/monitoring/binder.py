@@ -124,6 +124,7 @@ def timed_batcher(variant: Variant, sink: Any) -> Batcher:
         max_batch_size=old.max_batch_size,
         max_delay_s=old.max_delay_s,
         label=old.label,
+        pool=old.pool,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import orjson
 
 from gateway.dataplane.batcher import Batcher, choose_mode
+from gateway.dataplane.pool import InferencePool
 from gateway.dataplane.runner import ModelLoadError, OnnxRunner
 from gateway.dataplane.signature import ModelSignature
 from gateway.dataplane.snapshot import Variant
@@ -41,6 +42,18 @@ class LoadFailed(Exception):
     """A version could not be loaded; the message is meant for operators."""
 
 
+class Loader(Protocol):
+    """``load_variant``'s signature (the publisher takes one; tests wrap it)."""
+
+    async def __call__(
+        self,
+        registry: ServingRegistry,
+        version: ModelVersion,
+        settings: Settings,
+        pool: InferencePool | None = None,
+    ) -> Variant: ...
+
+
 def _build_runner(
     data: bytes, signature: ModelSignature, reference: Any, settings: Settings
 ) -> tuple[OnnxRunner, bool]:
@@ -61,8 +74,12 @@ def _build_runner(
 
 
 async def load_variant(
-    registry: ServingRegistry, version: ModelVersion, settings: Settings
+    registry: ServingRegistry,
+    version: ModelVersion,
+    settings: Settings,
+    pool: InferencePool | None = None,
 ) -> Variant:
+    """``pool``: where the version's thread-mode batches run (default: the process's)."""
     label = f"{version.model}:{version.version}"
     try:
         data = await registry.read_artifact(version.model, version.version)
@@ -82,6 +99,7 @@ async def load_variant(
         max_batch_size=settings.max_batch_size,
         max_delay_s=settings.max_batch_delay_s,
         label=label,
+        pool=pool,
     )
     metadata = signature.metadata(version.model, [version.version])
     return Variant(

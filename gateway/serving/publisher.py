@@ -9,6 +9,16 @@ challenger version, and the staging versions (reachable by pinned requests). A m
 operator unloaded through the repository API (a registry state flag, so every worker
 agrees) keeps none.
 
+Versions load concurrently, at most ``MODELGATE_LOAD_CONCURRENCY`` at a time (session
+creation and warm-up are CPU-bound, so more than the cores only slows each down), in the
+order of the models. On the first publish of a process (start-up) each model is published
+as soon as its versions are warm: its readiness URL answers 200 and it takes traffic while
+others still load; the snapshot stays ``loaded=False`` (server readiness 503) until every
+model has been tried. Later refreshes publish once, when everything they need is loaded.
+
+Thread-mode batchers of every loaded version run on the publisher's one ``InferencePool``
+(``MODELGATE_INFERENCE_THREADS`` threads), closed with the publisher.
+
 A version that fails to load never takes traffic. If a version the new routes depend on
 failed, the model keeps the routing it had (or, at first start, serves the routes that did
 load); the failure is kept in ``failures`` for the admin API.
@@ -17,17 +27,19 @@ load); the failure is kept in ``failures`` for the admin API.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from types import MappingProxyType
 
 import orjson
 
+from gateway.dataplane.pool import InferencePool, default_threads
 from gateway.dataplane.routing import sticky_prefix, thresholds_for
 from gateway.dataplane.shadow import ShadowMirror, ShadowTarget
 from gateway.dataplane.snapshot import ModelRoute, Snapshot, SnapshotHolder, Variant
 from gateway.rollout.state import ROLLOUT_PREFIX
-from gateway.serving.loader import LoadFailed, ServingRegistry, load_variant
+from gateway.serving.loader import Loader, LoadFailed, ServingRegistry, load_variant
 from gateway.serving.model_state import UNLOADED_PREFIX, ModelState, model_states
 from gateway.serving.saved_view import SavedView
 from gateway.settings import Settings
@@ -71,8 +83,15 @@ class Publisher:
         holder: SnapshotHolder,
         mirror: ShadowMirror,
         saved: SavedView | None = None,
+        *,
+        load: Loader = load_variant,
+        pool: InferencePool | None = None,
     ) -> None:
         self.registry = registry
+        self.load = load
+        # every thread-mode batcher of this publisher's versions runs here
+        self.pool = pool if pool is not None else InferencePool(settings.inference_threads or None)
+        self.load_concurrency = settings.load_concurrency or default_threads()
         # where each view read from the registry is saved (a network registry's nodes)
         self.saved = saved
         self.settings = settings
@@ -88,28 +107,39 @@ class Publisher:
         self.view: RegistryView | None = None
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
+        # False until the first refresh has run (start-up publishes model by model)
+        self.started = False
 
     async def refresh(
-        self, view: RegistryView | None = None, *, source: ServingRegistry | None = None
+        self,
+        view: RegistryView | None = None,
+        *,
+        source: ServingRegistry | None = None,
+        loaded: bool = True,
     ) -> Snapshot:
         """Rebuild from the registry and publish; serialised (admin calls and the watcher).
         ``view``: one just read with VIEW_STATE_PREFIXES (an admin change's commit), used
         unless something newer is published already. ``source``: where artifacts come from
-        instead of the registry (the saved view's local cache, database unreachable)."""
+        instead of the registry (the saved view's local cache, database unreachable).
+        ``loaded=False``: the snapshot does not count as loaded (server readiness) until
+        ``mark_loaded`` (start-up, while the background services start)."""
         async with self._lock:
             if view is None or view.generation < self.holder.current.generation:
                 view = await self.registry.serving_view(state_prefix=VIEW_STATE_PREFIXES)
             states = model_states(view)
-            replaced: list[Variant] = []
-            for ms in states:
-                replaced += await self._load_needed(ms, source or self.registry)
+            starting = None
+            if not self.started:
+                starting = _Progress(self, states, view.generation)
+            replaced = await self._load_all(states, source or self.registry, starting)
             old = self.holder.current
             models = {
                 ms.name: _unloaded_route(ms) if ms.unloaded else self._build_route(ms, old)
                 for ms in states
             }
-            snapshot = Snapshot(MappingProxyType(models), view.generation, loaded=True)
+            loaded = loaded or (self.started and self.holder.current.loaded)
+            snapshot = Snapshot(MappingProxyType(models), view.generation, loaded=loaded)
             self.holder.current = snapshot
+            self.started = True
             self.view = view
             for variant in replaced:
                 self._retire(variant)
@@ -117,6 +147,13 @@ class Publisher:
             if self.saved is not None and source is None:
                 await self.saved.save(view)
             return snapshot
+
+    async def mark_loaded(self) -> None:
+        """Let the published snapshot count as loaded (after ``refresh(loaded=False)``)."""
+        async with self._lock:
+            current = self.holder.current
+            if self.started and not current.loaded:
+                self.holder.current = dataclasses.replace(current, loaded=True)
 
     async def catch_up(self) -> bool:
         """Refresh if the registry moved past the published snapshot (a sibling worker or
@@ -127,38 +164,58 @@ class Publisher:
         return True
 
     # --- loading -----------------------------------------------------------------
-    async def _load_needed(self, ms: ModelState, source: ServingRegistry) -> list[Variant]:
-        """Load what is needed and missing; returns variants replaced by a reload."""
-        replaced: list[Variant] = []
-        for name in ms.needed():
-            version = ms.version(name)
-            key = (ms.name, name)
-            if version is None:
-                self.failures[key] = "the deployment names a version that is not registered"
-                continue
-            current = self.loaded.get(key)
-            if current is not None and current.sha256 == version.artifact_sha256:
-                continue
-            try:
-                variant = await load_variant(source, version, self.settings)
-            except LoadFailed as exc:
-                self.failures[key] = str(exc)
-                logger.error("not serving %s %s: %s", ms.name, name, exc)
-                continue
-            for hook in self.on_load:
-                hook(variant)
-            self.failures.pop(key, None)
-            if current is not None:  # same version, new bytes: retire after the swap
-                replaced.append(current)
-            self.loaded[key] = variant
-            logger.info(
-                "loaded %s %s (%s, %.0f us/row single)",
-                ms.name,
-                name,
-                variant.batcher.mode,
-                variant.runner.single_row_us or 0.0,
+    async def _load_all(
+        self, states: list[ModelState], source: ServingRegistry, starting: _Progress | None
+    ) -> list[Variant]:
+        """Load what every model needs and misses, ``load_concurrency`` versions at a time
+        (the semaphore is first come, first served: models load in order); ``starting``
+        publishes each model once its versions are done. Returns the variants replaced by
+        a reload."""
+        limit = asyncio.Semaphore(self.load_concurrency)
+
+        async def one_model(ms: ModelState) -> list[Variant | None]:
+            replaced = await asyncio.gather(
+                *(self._load_one(ms, name, source, limit) for name in ms.needed())
             )
-        return replaced
+            if starting is not None:
+                starting.model_done(ms)
+            return replaced
+
+        done = await asyncio.gather(*(one_model(ms) for ms in states))
+        return [variant for model in done for variant in model if variant is not None]
+
+    async def _load_one(
+        self, ms: ModelState, name: str, source: ServingRegistry, limit: asyncio.Semaphore
+    ) -> Variant | None:
+        """Load one needed version unless it is loaded with the same bytes; returns the
+        variant it replaces (same version, new bytes: retired after the swap)."""
+        version = ms.version(name)
+        key = (ms.name, name)
+        if version is None:
+            self.failures[key] = "the deployment names a version that is not registered"
+            return None
+        current = self.loaded.get(key)
+        if current is not None and current.sha256 == version.artifact_sha256:
+            return None
+        try:
+            async with limit:
+                variant = await self.load(source, version, self.settings, self.pool)
+        except LoadFailed as exc:
+            self.failures[key] = str(exc)
+            logger.error("not serving %s %s: %s", ms.name, name, exc)
+            return None
+        for hook in self.on_load:
+            hook(variant)
+        self.failures.pop(key, None)
+        self.loaded[key] = variant
+        logger.info(
+            "loaded %s %s (%s, %.0f us/row single)",
+            ms.name,
+            name,
+            variant.batcher.mode,
+            variant.runner.single_row_us or 0.0,
+        )
+        return current
 
     # --- building ----------------------------------------------------------------
     def _build_route(self, ms: ModelState, old: Snapshot) -> ModelRoute:
@@ -239,15 +296,42 @@ class Publisher:
             )
 
     async def close(self) -> None:
-        """Retire everything (shutdown)."""
+        """Retire everything and stop the inference pool (shutdown)."""
         async with self._lock:
             for variant in self.loaded.values():
                 self._retire(variant)
             self.loaded.clear()
             if self._retiring:
                 await asyncio.gather(*list(self._retiring), return_exceptions=True)
+            await asyncio.to_thread(self.pool.close)
 
     async def settled(self) -> None:
         """Wait for retirements in progress (tests, shutdown)."""
         if self._retiring:
             await asyncio.gather(*list(self._retiring), return_exceptions=True)
+
+
+class _Progress:
+    """Start-up publishing: every model known from the first view, each one's route
+    rebuilt (and a ``loaded=False`` snapshot published) as soon as its versions are done,
+    so a model answers ready while others still load."""
+
+    __slots__ = ("publisher", "routes", "generation")
+
+    def __init__(self, publisher: Publisher, states: list[ModelState], generation: int) -> None:
+        self.publisher = publisher
+        self.generation = generation
+        old = publisher.holder.current
+        self.routes: dict[str, ModelRoute] = {
+            ms.name: _unloaded_route(ms) if ms.unloaded else publisher._build_route(ms, old)
+            for ms in states
+        }
+
+    def model_done(self, ms: ModelState) -> None:
+        if ms.unloaded:
+            return
+        publisher = self.publisher
+        old = publisher.holder.current
+        self.routes[ms.name] = publisher._build_route(ms, old)
+        models = MappingProxyType(dict(self.routes))
+        publisher.holder.current = Snapshot(models, self.generation, loaded=False)
