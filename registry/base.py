@@ -8,6 +8,7 @@ global generation counter that gateway workers poll.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from registry.models import (
@@ -140,11 +141,14 @@ class RegistryStore(Protocol):
         reason: str = "",
         stage_changes: dict[str, Stage] | None = None,
         expect_generation: int | None = None,
+        states: Mapping[str, Any] | None = None,
     ) -> Deployment:
         """Replace a model's traffic state (validated) in one transaction.
 
         ``stage_changes`` applies stage transitions in the same transaction (used by
-        rollback and blue-green switch, which move production and traffic together).
+        rollback and blue-green switch, which move production and traffic together);
+        ``states`` writes control-plane state values (as ``put_state``) in it too (an
+        experiment and the traffic split it owns).
         """
         ...
 
@@ -156,6 +160,7 @@ class RegistryStore(Protocol):
         action: str = "traffic",
         reason: str = "",
         stage_changes: dict[str, Stage] | None = None,
+        states: Mapping[str, Any] | None = None,
     ) -> Any:
         """``set_deployment`` prepared, not run: an opaque change to ``commit``."""
         ...
