@@ -8,7 +8,7 @@ global generation counter that gateway workers poll.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from registry.models import (
@@ -20,6 +20,7 @@ from registry.models import (
     RegistryView,
     Stage,
 )
+from registry.outcomes import MomentsRow, OutcomeRow
 
 
 class ArtifactWriter(Protocol):
@@ -215,3 +216,34 @@ class RegistryStore(Protocol):
     async def put_state(
         self, key: str, value: Any, *, actor: str = "", reason: str = ""
     ) -> None: ...
+
+    # --- experiment outcomes (data, not changes: no audit row, no generation bump) ----
+    async def add_outcomes(
+        self, model: str, rows: Sequence[OutcomeRow], *, received_at: float | None = None
+    ) -> tuple[int, int]:
+        """Record outcomes in one transaction: (accepted, duplicates). Idempotent per
+        (model, unit, metric): a key already recorded adds nothing."""
+        ...
+
+    async def outcome_moments(self, scope: str, model: str) -> dict[str, dict[str, MomentsRow]]:
+        """metric -> version -> (count, sum, sum of squares) of one scope."""
+        ...
+
+    async def baseline_moments(
+        self, model: str, version: str, metric: str, days: int, *, now: float | None = None
+    ) -> MomentsRow:
+        """(count, sum, sum of squares) of ``version``'s outcomes outside experiments over
+        the last ``days`` UTC days."""
+        ...
+
+    async def add_assignments(self, experiment_id: str, counts: Mapping[str, int]) -> None:
+        """Add requests served per variant (a worker's deltas) in one transaction."""
+        ...
+
+    async def assignments(self, experiment_id: str) -> dict[str, int]:
+        """Requests served per variant, summed over every worker and node."""
+        ...
+
+    async def prune_outcome_keys(self, older_than: float) -> int:
+        """Forget idempotency keys received before unix time ``older_than``; how many."""
+        ...

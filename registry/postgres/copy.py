@@ -28,6 +28,9 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("deployments", "model"),
     ("state", "key"),
     ("audit", "id"),
+    ("outcome_moments", "scope, model, version, metric"),
+    ("outcome_keys", "model, unit, metric"),
+    ("experiment_assignments", "experiment_id, version"),
 )
 
 

@@ -133,9 +133,39 @@ _V1 = (
     )""",
 )
 
+# experiment outcomes, as registry/schema.py's migration 2
+_V2 = (
+    """CREATE TABLE outcome_moments (
+        scope    TEXT NOT NULL,
+        model    TEXT NOT NULL,
+        version  TEXT NOT NULL,
+        metric   TEXT NOT NULL,
+        count    BIGINT NOT NULL CHECK (count >= 0),
+        total    DOUBLE PRECISION NOT NULL,
+        total_sq DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (scope, model, version, metric)
+    )""",
+    "CREATE INDEX outcome_moments_baseline ON outcome_moments(model, version, metric, scope)",
+    """CREATE TABLE outcome_keys (
+        model       TEXT NOT NULL,
+        unit        TEXT NOT NULL,
+        metric      TEXT NOT NULL,
+        received_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (model, unit, metric)
+    )""",
+    "CREATE INDEX outcome_keys_received ON outcome_keys(received_at)",
+    """CREATE TABLE experiment_assignments (
+        experiment_id TEXT NOT NULL,
+        version       TEXT NOT NULL,
+        count         BIGINT NOT NULL CHECK (count >= 0),
+        PRIMARY KEY (experiment_id, version)
+    )""",
+)
+
 # (number, description, statements); append only, never edit a released migration
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "models, versions, artifacts, aliases, deployments, audit, meta, state", _V1),
+    (2, "experiment outcomes: moments, idempotency keys, assignments", _V2),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -128,6 +128,12 @@ class PostgresRegistry(SqliteRegistry):
                 # delivered to every listener when (and only if) this transaction commits
                 await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(txn._generation)))
 
+    async def _data_write(self, body: ops.Change[T]) -> T:
+        """A write that changes no serving state (outcomes, assignment counts): its own
+        transaction without the registry write lock (``registry/sqlite/outcomes.py``)."""
+        async with self._connection() as conn, conn.transaction():
+            return await body(PgTxn(conn))
+
     async def commit(self, change: ops.Change[T], *, expect_generation: int | None = None) -> T:
         """A prepared change as one write transaction; StaleRead when the registry is no
         longer at ``expect_generation``."""

@@ -42,6 +42,7 @@ from registry.rows import (
 from registry.schema import BUSY_TIMEOUT_MS, migrate
 from registry.sqlite import ops
 from registry.sqlite.direct import read_snapshot, run_write
+from registry.sqlite.outcomes import OutcomesMixin
 from registry.sqlite.versions import VersionsMixin
 from registry.sqlite.view import read_view
 
@@ -49,7 +50,7 @@ MAX_AUDIT_LIMIT = 10_000
 T = TypeVar("T")
 
 
-class SqliteRegistry(VersionsMixin):
+class SqliteRegistry(OutcomesMixin, VersionsMixin):
     """SQLite + content-addressed files under one home folder."""
 
     def __init__(self, db: aiosqlite.Connection, home: HomePaths) -> None:
