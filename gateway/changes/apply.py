@@ -148,10 +148,8 @@ class AdminChanges:
 
         ms = await read_model_state(self.registry, model)  # 404 first
         await self._refuse_during_rollout(model)
-        plan = build(ms)
-        if plan is not None and plan.after is not None:  # it moves traffic
-            key = current_key(model)
-            refuse_during_experiment(model, {key: await self.registry.get_state(key)}, owner)
+        key = current_key(model)
+        plan = _owned(build, {key: await self.registry.get_state(key)}, owner)(ms)
         if plan is None:
             return await self._outcome(model, "unchanged", changed=False)
         await self._trial_load(ms, plan)
@@ -176,9 +174,7 @@ class AdminChanges:
             try:
                 ms = state_in(view, model)  # 404 first
                 _refuse_if_rolling_out(model, view.states)
-                plan = build(ms)
-                if plan is not None and plan.after is not None:  # it moves traffic
-                    refuse_during_experiment(model, view.states, owner)
+                plan = _owned(build, view.states, owner)(ms)
             except (GatewayError, RegistryError):
                 # a refusal stands only if the registry did not move since the view
                 view, moved = await self._recheck(publisher, view)
@@ -370,6 +366,23 @@ def describe_outcome(
         "gate": gate,
         "generation": generation,
     }
+
+
+def _owned(build: Builder, states: Mapping[str, Any], owner: str | None) -> Builder:
+    """``build``, refused (409 naming it) when its change would move traffic that a running
+    experiment owns; a change that fails to plan says so too, since it would move traffic."""
+
+    def checked(ms: ModelState) -> Plan | None:
+        try:
+            plan = build(ms)
+        except (GatewayError, RegistryError):
+            refuse_during_experiment(ms.name, states, owner)
+            raise
+        if plan is not None and plan.after is not None:
+            refuse_during_experiment(ms.name, states, owner)
+        return plan
+
+    return checked
 
 
 def _refuse_if_rolling_out(model: str, states: Mapping[str, Any]) -> None:

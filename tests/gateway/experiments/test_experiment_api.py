@@ -1,0 +1,187 @@
+"""``POST|GET|DELETE /admin/models/{name}/experiment`` through the real app and registry
+(the zoo: clf 1.0.0 production, 1.1.0 staging, 2.0.0 registered)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from gateway.experiments.spec import parse_spec
+from gateway.experiments.stats.plan import (
+    MinimumEffect,
+    sample_size_binary,
+    sample_size_continuous,
+)
+from registry.sqlite.store import open_registry
+from tests.support.admin_gateway import ROW, AdminGateway
+
+URL = "/admin/models/clf/experiment"
+BODY: dict[str, Any] = {
+    "variants": {"1.0.0": 50, "1.1.0": 50},
+    "metrics": [
+        {"name": "conversion", "kind": "binary", "baseline": 0.1},
+        {"name": "revenue", "kind": "continuous", "baseline": 40, "sd": 25},
+        {"name": "p95_latency_ms", "kind": "guardrail"},
+    ],
+    "alpha": 0.05,
+    "power": 0.8,
+    "mde": 0.02,
+    "mde_kind": "absolute",
+    "traffic_per_day": 10_000,
+}
+
+
+def _body(**changes: Any) -> dict[str, Any]:
+    return {**BODY, **changes}
+
+
+async def test_start_plans_from_the_given_baselines_and_owns_the_split(
+    admin_gw: AdminGateway,
+) -> None:
+    started = await admin_gw.http.post(URL, json=BODY)
+    assert started.status_code == 200, started.text
+    body = started.json()
+    plan = body["plan"]
+    fixed = 0.05 - 0.05 * 0.2  # the fixed-horizon level the size is planned at
+    effect = MinimumEffect(0.02, "absolute")
+    binary = sample_size_binary(0.1, effect, alpha=fixed, power=0.8)
+    continuous = sample_size_continuous(40, 25, effect, alpha=fixed, power=0.8)
+    assert plan["metrics"]["conversion"]["n_per_variant"] == binary.n_per_variant
+    assert plan["metrics"]["revenue"]["n_per_variant"] == continuous.n_per_variant
+    assert plan["metrics"]["conversion"]["baseline_source"] == "request"
+    assert plan["n_per_variant"] == max(binary.n_per_variant, continuous.n_per_variant)
+    assert plan["duration_days"] == pytest.approx(plan["n_per_variant"] / (10_000 * 0.5))
+    assert body["status"] == "running" and body["control"] == "1.0.0"
+    assert body["candidate"] == "1.1.0"
+    latency = next(m for m in body["metrics"] if m["name"] == "p95_latency_ms")
+    assert latency["limit"] == admin_gw.state.settings.health_max_p95_ms
+    traffic = body["traffic"]
+    assert traffic["sticky"] is True
+    assert {r["version"]: r["weight"] for r in traffic["routes"]} == {"1.0.0": 50, "1.1.0": 50}
+
+    shown = (await admin_gw.http.get(URL)).json()
+    assert shown["id"] == body["id"] and shown["plan"] == plan and shown["history"] == []
+    assert "states" not in shown
+
+    again = await admin_gw.http.post(URL, json=BODY)
+    assert again.status_code == 409 and again.json()["experiment"] == body["id"]
+
+    before = await admin_gw.registry_state()
+    put = await admin_gw.http.put(
+        "/admin/models/clf/traffic", json={"routes": [{"version": "1.0.0", "weight": 100}]}
+    )
+    assert put.status_code == 409, put.text
+    assert put.json()["experiment"] == body["id"] and body["id"] in put.json()["error"]
+    for refused in (
+        admin_gw.http.post("/admin/models/clf/rollback", json={}),
+        admin_gw.http.post("/admin/models/clf/switch", json={"version": "1.1.0"}),
+        admin_gw.http.post("/admin/models/clf/versions/1.1.0/stage", json={"stage": "production"}),
+        admin_gw.http.post(
+            "/admin/models/clf/rollout",
+            json={"candidate": "1.1.0", "steps": [10, 100], "interval_s": 5},
+        ),
+    ):
+        answer = await refused
+        assert answer.status_code == 409, answer.text
+        assert body["id"] in answer.json()["error"]
+    assert await admin_gw.registry_state() == before
+
+    stopped = await admin_gw.http.request("DELETE", URL, json={"reason": "enough"})
+    assert stopped.status_code == 200, stopped.text
+    result = stopped.json()
+    assert result["status"] == "stopped"
+    assert result["verdict"]["outcome"] == "stopped_by_operator"
+    assert "enough" in result["verdict"]["reason"]
+    assert result["traffic"]["routes"] == [{"version": "1.0.0", "weight": 100.0}]
+    assert result["traffic"]["sticky"] is False
+    assert (await admin_gw.served(10)) == Counter({"1.0.0": 10})
+    # traffic belongs to the operator again; a second stop is refused
+    assert (await admin_gw.http.request("DELETE", URL)).status_code == 409
+    registry = await open_registry(admin_gw.home)
+    try:
+        actions = [e.action for e in await registry.audit(model="clf", limit=20)]
+        history = await registry.get_state(f"experiment-history/clf/{body['id']}")
+    finally:
+        await registry.close()
+    assert "experiment_start" in actions and "experiment_stop" in actions
+    assert history["status"] == "stopped" and history["verdict"]["outcome"] == (
+        "stopped_by_operator"
+    )
+    # a new experiment keeps the old one in the history
+    restarted = await admin_gw.http.post(URL, json=BODY)
+    assert restarted.status_code == 200
+    assert (await admin_gw.http.get(URL)).json()["history"] == [body["id"]]
+
+
+async def test_a_routing_key_stays_in_one_arm(admin_gw: AdminGateway) -> None:
+    assert (await admin_gw.http.post(URL, json=BODY)).status_code == 200
+    arms: dict[str, set[str]] = {}
+    for user in range(40):
+        for _ in range(3):
+            answer = await admin_gw.anon.post(
+                "/predict/clf", json=ROW, headers={"x-routing-key": f"user-{user}"}
+            )
+            assert answer.status_code == 200
+            arms.setdefault(f"user-{user}", set()).add(answer.headers["x-model-version"])
+    assert all(len(seen) == 1 for seen in arms.values())
+    assert {next(iter(seen)) for seen in arms.values()} == {"1.0.0", "1.1.0"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "named"),
+    [
+        ({"variants": {"1.0.0": 60, "1.1.0": 50}}, 400, "sum to 100"),
+        ({"variants": {"1.0.0": 50, "9.9.9": 50}}, 404, "9.9.9"),
+        ({"variants": {"1.0.0": 100}}, 400, "variants"),
+        ({"metrics": [{"name": "conversion", "kind": "ratio"}]}, 400, "kind"),
+        ({"alpha": 1.5}, 400, "alpha"),
+        ({"alpha": 0}, 400, "alpha"),
+        ({"power": "high"}, 400, "power"),
+        ({"mde": None}, 400, "mde"),
+        ({"mde_kind": "percent"}, 400, "mde_kind"),
+        ({"colour": "blue"}, 400, "colour"),
+        ({"metrics": [{"name": "revenue", "kind": "continuous", "baseline": 40}]}, 400, "sd"),
+        ({"metrics": [{"name": "complaints", "kind": "guardrail"}]}, 400, "tolerance"),
+        (
+            {"metrics": [{"name": "complaints", "kind": "guardrail", "tolerance": 0.1}]},
+            400,
+            "binary or continuous",
+        ),
+        ({"promote_winner": "yes"}, 400, "promote_winner"),
+    ],
+)
+async def test_bad_bodies_name_the_field(
+    admin_gw: AdminGateway, changes: dict[str, Any], status: int, named: str
+) -> None:
+    body = _body(**changes)
+    if changes.get("mde", 1) is None:
+        body.pop("mde")
+    before = await admin_gw.registry_state()
+    answer = await admin_gw.http.post(URL, json=body)
+    assert answer.status_code == status, answer.text
+    assert named in answer.json()["error"]
+    assert await admin_gw.registry_state() == before
+
+
+async def test_missing_baseline_without_production_outcomes_says_what_to_give(
+    admin_gw: AdminGateway,
+) -> None:
+    body = _body(metrics=[{"name": "conversion", "kind": "binary"}])
+    answer = await admin_gw.http.post(URL, json=body)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert "conversion" in error and '"baseline"' in error and "0 outcomes" in error
+
+
+async def test_unknown_model_and_no_experiment_are_404(admin_gw: AdminGateway) -> None:
+    assert (await admin_gw.http.get("/admin/models/nope/experiment")).status_code == 404
+    assert (await admin_gw.http.get(URL)).status_code == 404
+    assert (await admin_gw.http.request("DELETE", URL)).status_code == 404
+    assert (await admin_gw.anon.get(URL)).status_code == 401
+
+
+def test_the_issue_example_parses_with_relative_mde() -> None:
+    spec = parse_spec({**BODY, "mde_kind": "relative"})
+    assert spec.mde.kind == "relative" and spec.variants == {"1.0.0": 50.0, "1.1.0": 50.0}
