@@ -100,12 +100,12 @@ def start_payload(args: argparse.Namespace) -> dict[str, Any]:
     """The POST body the options describe (or the ``--spec`` file)."""
     if args.spec is not None:
         try:
-            payload = orjson.loads(args.spec.read_bytes())
+            loaded = orjson.loads(args.spec.read_bytes())
         except (OSError, orjson.JSONDecodeError) as exc:
             raise CLIError(f"cannot read {args.spec}: {exc}") from None
-        if not isinstance(payload, dict):
+        if not isinstance(loaded, dict):
             raise CLIError(f"{args.spec}: expected a JSON object")
-        return cast(dict[str, Any], payload)
+        return cast(dict[str, Any], loaded)
     if args.mde is None:
         raise CLIError("--mde is required: the minimum detectable effect (e.g. 0.02)")
     metrics: list[dict[str, Any]] = []

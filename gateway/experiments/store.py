@@ -322,20 +322,21 @@ class Experiments:
             writes = {current_key(model): final, history_key(model, record["id"]): final}
             back = {current_key(model): record}
             before = record.get("sticky_before") or {}
-            sticky = {
-                "sticky": bool(before.get("sticky", False)),
-                "sticky_salt": str(before.get("sticky_salt", "")),
-            }
+            sticky = bool(before.get("sticky", False))
+            salt = str(before.get("sticky_salt", ""))
             if promoted is not None and promoted.after is not None:
                 return dataclasses.replace(
                     promoted,
-                    after=dataclasses.replace(promoted.after, **sticky),
+                    after=dataclasses.replace(promoted.after, sticky=sticky, sticky_salt=salt),
                     reason=f"{why}; {winner} promoted through the gate",
                     states=writes,
                     restore_states=back,
                 )
             after = dataclasses.replace(
-                state.deployment, routes=(Route(record["control"], 100.0),), **sticky
+                state.deployment,
+                routes=(Route(record["control"], 100.0),),
+                sticky=sticky,
+                sticky_salt=salt,
             )
             refusal = ""
             if promotion is not None and promotion["status"] == "refused":
