@@ -39,6 +39,9 @@ from gateway.dataplane.http.asgi import Receive, Scope, Send
 from gateway.dataplane.shadow import ShadowMirror
 from gateway.dataplane.snapshot import SnapshotHolder
 from gateway.errors import GatewayError
+from gateway.experiments.assignments import start_experiment_upkeep, stop_experiment_upkeep
+from gateway.experiments.outcomes import RegistryOutcomeSink
+from gateway.experiments.running import RunningExperiments
 from gateway.lifecycle import start_lifecycle, stop_lifecycle
 from gateway.monitoring.binder import Monitoring, shared_feedback_dir
 from gateway.monitoring.metrics.prometheus import MetricsRegistry
@@ -62,6 +65,7 @@ logger = logging.getLogger("modelgate.app")
 SERVICES: list[tuple[Hook, Hook]] = [
     (start_monitoring, stop_monitoring),
     (start_lifecycle, stop_lifecycle),
+    (start_experiment_upkeep, stop_experiment_upkeep),
 ]
 
 
@@ -165,6 +169,11 @@ def create_app(
             metrics=metrics,
             feedback_dir=shared_feedback_dir(),
         )
+    state.running_experiments = RunningExperiments(lambda: state.registry, state.holder)
+    state.outcome_sink = RegistryOutcomeSink(
+        lambda: state.registry,
+        None if state.monitoring is None else state.monitoring.metrics.families,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -46,11 +46,16 @@ def build_routes(state: GatewayState) -> list[BaseRoute]:
     errors = None if monitoring is None else monitoring.record_input_error
     infer = InferenceEndpoint(holder, mirror, max_body, protocol="oip", input_errors=errors)
     predict = InferenceEndpoint(holder, mirror, max_body, protocol="predict", input_errors=errors)
+    running = state.running_experiments
     feedback = FeedbackEndpoint(
         holder,
         None if monitoring is None else monitoring.feedback,
         max_body,
         None if monitoring is None else monitoring.flush,
+        sink=state.outcome_sink,
+        running=None if running is None else running.get,
+        refresh=None if running is None else running.refresh,
+        window_s=state.settings.outcome_window_s,
     )
     metadata = ModelMetadataEndpoint(holder)
     readiness = ModelMetadataEndpoint(holder, readiness=True)

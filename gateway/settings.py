@@ -110,6 +110,9 @@ class Settings:
     feedback_capacity: int = 100_000
     feedback_ttl_s: float = 86_400.0
     feedback_window: int = 1000
+    # experiment outcomes: how long after a request its outcome is still accepted (the
+    # idempotency keys are kept as long)
+    outcome_window_s: float = 7 * 86_400.0
     # inference requests answered inside the HTTP protocol (gateway.dataplane.http.fastpath);
     # off: uvicorn's own protocol serves every request through the ASGI app
     fastpath: bool = True
@@ -207,6 +210,7 @@ class Settings:
             ),
             (self.feedback_ttl_s > 0, "MODELGATE_FEEDBACK_TTL_S must be > 0"),
             (self.feedback_window >= 1, "MODELGATE_FEEDBACK_WINDOW must be at least 1"),
+            (self.outcome_window_s > 0, "MODELGATE_OUTCOME_WINDOW_S must be > 0"),
             (life.tick_s > 0, "MODELGATE_ROLLOUT_TICK_S must be a number of seconds > 0"),
             (life.leader_retry_s > 0, "MODELGATE_LEADER_RETRY_S must be a number of seconds > 0"),
             (
@@ -346,6 +350,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "feedback_capacity": ("MODELGATE_FEEDBACK_CAPACITY", _int),
     "feedback_ttl_s": ("MODELGATE_FEEDBACK_TTL_S", _number),
     "feedback_window": ("MODELGATE_FEEDBACK_WINDOW", _int),
+    "outcome_window_s": ("MODELGATE_OUTCOME_WINDOW_S", _number),
     "fastpath": ("MODELGATE_FASTPATH", _switch),
     "console_public": ("MODELGATE_CONSOLE_PUBLIC", _switch),
 }

@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gateway.admin.auth import AdminAuth
+    from gateway.dataplane.feedback.outcomes import OutcomeSink
     from gateway.dataplane.feedback.store import FeedbackStore
     from gateway.dataplane.shadow import ShadowMirror
     from gateway.dataplane.snapshot import SnapshotHolder
+    from gateway.experiments.assignments import ExperimentUpkeep
+    from gateway.experiments.running import RunningExperiments
     from gateway.lifecycle import Lifecycle
     from gateway.monitoring.binder import Monitoring
     from gateway.retraining.trigger import RetrainingMonitor
@@ -48,6 +51,11 @@ class GatewayState:
     # set by start_lifecycle (gateway/lifecycle.py), cleared by stop_lifecycle
     lifecycle: Lifecycle | None = None
     retraining: RetrainingMonitor | None = None
+    # experiment outcomes: the running-experiment view and where outcomes go (create_app),
+    # the task that flushes assignment counts (start_experiment_upkeep)
+    running_experiments: RunningExperiments | None = None
+    outcome_sink: OutcomeSink | None = None
+    experiment_upkeep: ExperimentUpkeep | None = None
 
     @property
     def feedback(self) -> FeedbackStore | None:

@@ -225,6 +225,12 @@ class RegistryStore(Protocol):
         (model, unit, metric): a key already recorded adds nothing."""
         ...
 
+    async def record_outcomes(
+        self, model: str, rows: Sequence[OutcomeRow], *, received_at: float | None = None
+    ) -> tuple[list[OutcomeRow], int]:
+        """``add_outcomes`` returning the accepted rows themselves and the duplicates."""
+        ...
+
     async def outcome_moments(self, scope: str, model: str) -> dict[str, dict[str, MomentsRow]]:
         """metric -> version -> (count, sum, sum of squares) of one scope."""
         ...

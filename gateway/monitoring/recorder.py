@@ -267,7 +267,11 @@ class VariantRecorder:
             values = tuple([get(v, -1) for v in values])
         preds = np.array(values, dtype=np.float64)
         keys, rows = self.feedback.row_keys(ids, counts)
-        self.feedback.remember(self.feedback_tag, keys, preds, rows, self._wall())
+        # stamped with the wall time the oldest of them arrived, never later than any of
+        # them was served (an outcome of a request served before an experiment started
+        # must not count in it)
+        served_at = self._wall() - max(0.0, self._clock() - self._first_at)
+        self.feedback.remember(self.feedback_tag, keys, preds, rows, served_at)
 
     def _flush_inferences(self, taken: list[Inference]) -> None:
         first, vm = self._first_input, self.vm

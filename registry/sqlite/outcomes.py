@@ -36,8 +36,8 @@ def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
 
 async def insert_outcomes(
     txn: Txn, model: str, rows: Sequence[OutcomeRow], received_at: float
-) -> tuple[int, int]:
-    """(accepted, duplicates) of ``rows``; see the module docstring."""
+) -> tuple[list[OutcomeRow], int]:
+    """(the accepted rows, how many were duplicates); see the module docstring."""
     unique: dict[tuple[str, str], OutcomeRow] = {}
     for row in rows:
         unique.setdefault((row.unit, row.metric), row)
@@ -75,7 +75,7 @@ async def insert_outcomes(
             "total_sq = outcome_moments.total_sq + excluded.total_sq",
             params,
         )
-    return len(inserted), len(rows) - len(inserted)
+    return [unique[key] for key in sorted(inserted)], len(rows) - len(inserted)
 
 
 async def add_assignment_counts(txn: Txn, experiment_id: str, counts: Mapping[str, int]) -> None:
@@ -111,15 +111,23 @@ class OutcomesMixin(ops.SqliteBase):
     ) -> tuple[int, int]:
         """Record outcomes in one transaction: (accepted, duplicates). A (model, unit,
         metric) already recorded (or twice in ``rows``) is a duplicate and adds nothing."""
+        accepted, duplicates = await self.record_outcomes(model, rows, received_at=received_at)
+        return len(accepted), duplicates
+
+    async def record_outcomes(
+        self, model: str, rows: Sequence[OutcomeRow], *, received_at: float | None = None
+    ) -> tuple[list[OutcomeRow], int]:
+        """``add_outcomes`` that returns the accepted rows themselves (for counting them
+        per version and metric)."""
         try:
             checked = check_rows(rows)
         except ValueError as exc:
             raise RegistryError(str(exc)) from None
         if not checked:
-            return 0, 0
+            return [], 0
         at = time.time() if received_at is None else received_at
 
-        async def body(txn: Txn) -> tuple[int, int]:
+        async def body(txn: Txn) -> tuple[list[OutcomeRow], int]:
             return await insert_outcomes(txn, model, checked, at)
 
         return await self._data_write(body)

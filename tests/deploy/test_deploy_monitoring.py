@@ -36,6 +36,8 @@ METRICS: dict[str, tuple[str, ...]] = {
     "modelgate_input_errors_total": ("model", "reason"),
     "modelgate_multivariate_drift_error": ("model", "version"),
     "modelgate_estimated_accuracy": ("model", "version"),
+    "modelgate_experiment_outcomes_total": ("model", "version", "metric"),
+    "modelgate_outcomes_dropped_total": ("model", "reason"),
 }
 HISTOGRAMS = {
     "modelgate_request_duration_seconds",

@@ -177,6 +177,18 @@ class ModelFeedback:
             return DUPLICATE, positions
         return FOUND, positions
 
+    def served(self, request_id: str, now: float, window_s: float) -> tuple[str, int, float]:
+        """(status, version tag, prediction time) of one id for an outcome: FOUND, UNKNOWN
+        (never served here, or evicted), or EXPIRED (predicted more than ``window_s``
+        before ``now``). Read only: a label for the same id is still accepted."""
+        ring = self.predictions
+        positions = ring.find(self.key(request_id))
+        if positions is None:
+            return UNKNOWN, 0, 0.0
+        first = positions[0]
+        tag, at = int(ring.versions[first]), float(ring.times[first])
+        return (EXPIRED if at < now - window_s else FOUND), tag, at
+
     def entry(self, positions: np.ndarray) -> tuple[int, np.ndarray, float]:
         """(version tag, predicted values, prediction time) of a found request."""
         ring, first = self.predictions, positions[0]

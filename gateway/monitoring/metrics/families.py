@@ -189,3 +189,16 @@ class MetricFamilies:
             ("model", "reason"),
             registry=r,
         )
+        # experiment outcomes, counted by the worker that received them (feedback endpoint)
+        self.experiment_outcomes = Counter(
+            "modelgate_experiment_outcomes",
+            "Outcomes accepted through the feedback endpoint, by the variant they joined",
+            (*VARIANT, "metric"),
+            registry=r,
+        )
+        self.outcomes_dropped = Counter(
+            "modelgate_outcomes_dropped",
+            "Outcomes not recorded, by reason (unknown, expired, invalid, duplicate)",
+            ("model", "reason"),
+            registry=r,
+        )

@@ -21,6 +21,8 @@ from gateway.monitoring.metrics.families import (
     CLIENT_ROUTES,
     CONFIDENCE_BUCKETS,
     DURATION_BUCKETS,
+    ROUTE_STICKY,
+    ROUTE_WEIGHTED,
     ROUTES,
     MetricFamilies,
 )
@@ -163,6 +165,17 @@ class VariantMetrics:
             self._ok_counts[route] += 1
         else:
             self._codes.add(route * 1000 + code)
+
+    def assigned_requests(self) -> int:
+        """Requests the sticky or weighted routing sent here so far, answered or failed
+        (an experiment's assignments; off the request path: reads the accumulators)."""
+        ok = self._ok_counts[ROUTE_STICKY] + self._ok_counts[ROUTE_WEIGHTED]
+        failed = sum(
+            n
+            for key, n in self._codes.data.copy().items()
+            if key // 1000 in (ROUTE_STICKY, ROUTE_WEIGHTED)
+        )
+        return ok + failed
 
     def record_batch(self, n_rows: int, inference_ns: int) -> None:
         """One onnxruntime call of ``n_rows`` rows that took ``inference_ns``."""

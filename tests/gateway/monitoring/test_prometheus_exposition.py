@@ -42,6 +42,8 @@ CONTRACT = {
     "modelgate_estimated_accuracy": "gauge",
     "modelgate_rollbacks_total": "counter",
     "modelgate_input_errors_total": "counter",
+    "modelgate_experiment_outcomes_total": "counter",
+    "modelgate_outcomes_dropped_total": "counter",
 }
 IRIS = ("setosa", "versicolor", "virginica")
 V = {"model": "iris", "version": "1.0.0"}
@@ -98,6 +100,8 @@ def test_every_contract_family_is_exposed_with_its_type(metrics: MetricsRegistry
         setter(arg)
     vm.set_feature_psi("sepal_length", 0.02)
     metrics.inc_rollback("iris", "manual")
+    metrics.families.experiment_outcomes.labels("iris", "1.0.0", "conversion").inc()
+    metrics.families.outcomes_dropped.labels("iris", "unknown").inc()
     text = metrics.render().decode()
 
     types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE))

@@ -1,0 +1,143 @@
+"""Each worker's view of the running experiments, read from the registry's state.
+
+The control plane stores a model's experiment under the state key ``experiment/<model>``
+as JSON with at least::
+
+    {"id": "exp-1", "model": "churn", "status": "running",
+     "variants": {"1.0.0": 50, "2.0.0": 50},
+     "metrics": [{"name": "conversion", "kind": "binary"}, ...],
+     "started_at": 1796000000.0}
+
+(``started_at`` in unix seconds, or an ISO-8601 time; any other status, e.g. "stopped",
+means no experiment runs). Writing that key bumps the registry generation, so a worker
+notices through its published snapshot: ``RunningExperiments.refresh`` reads the keys
+again only when the snapshot's generation moved (the feedback endpoint calls it before a
+body with outcomes; the assignment flusher on its tick), and otherwise costs one compare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from gateway.dataplane.snapshot import SnapshotHolder
+from gateway.experiments.record import METRIC_KINDS, ExperimentMetric, RunningExperiment
+from registry.errors import RegistryError
+from registry.models import Model
+
+logger = logging.getLogger("modelgate.experiments")
+
+EXPERIMENT_PREFIX = "experiment/"
+
+
+class StateReader(Protocol):
+    async def list_models(self) -> list[Model]: ...
+
+    async def get_state(self, key: str) -> Any | None: ...
+
+
+def _started_at(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    raise ValueError(f"started_at must be unix seconds or an ISO-8601 time, got {value!r}")
+
+
+def _metric(value: Any) -> ExperimentMetric:
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise ValueError(f"a metric is {{'name': ..., 'kind': ...}}, got {value!r}")
+    kind = value.get("kind")
+    if kind not in METRIC_KINDS:
+        raise ValueError(f"metric kind must be one of {', '.join(METRIC_KINDS)}, got {kind!r}")
+    return ExperimentMetric(value["name"], kind)
+
+
+def running_from_json(value: Any) -> RunningExperiment | None:
+    """The running experiment a state value describes; None when it is not running.
+    ValueError when the value is not such JSON."""
+    if not isinstance(value, dict):
+        raise ValueError("an experiment is a JSON object")
+    if value.get("status") != "running":
+        return None
+    exp_id, model, variants = value.get("id"), value.get("model"), value.get("variants")
+    if not isinstance(exp_id, str) or not exp_id or not isinstance(model, str):
+        raise ValueError("an experiment has a string 'id' and 'model'")
+    if not isinstance(variants, dict) or not variants:
+        raise ValueError("an experiment's 'variants' map versions to weights")
+    weights = {}
+    for version, weight in variants.items():
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
+            raise ValueError(f"the weight of variant {version} must be a number >= 0")
+        weights[str(version)] = float(weight)
+    metrics = value.get("metrics") or []
+    if not isinstance(metrics, list):
+        raise ValueError("an experiment's 'metrics' is a list")
+    return RunningExperiment(
+        id=exp_id,
+        model=model,
+        variants=MappingProxyType(weights),
+        metrics=tuple(_metric(m) for m in metrics),
+        started_at=_started_at(value.get("started_at")),
+    )
+
+
+async def load_running(store: StateReader) -> dict[str, RunningExperiment]:
+    """Every model's running experiment (a malformed state value is logged and skipped)."""
+    out: dict[str, RunningExperiment] = {}
+    for model in await store.list_models():
+        value = await store.get_state(EXPERIMENT_PREFIX + model.name)
+        if value is None:
+            continue
+        try:
+            found = running_from_json(value)
+        except ValueError as exc:
+            logger.warning("ignoring the experiment state of %s: %s", model.name, exc)
+            continue
+        if found is not None and found.model == model.name:
+            out[model.name] = found
+    return out
+
+
+class RunningExperiments:
+    """The running experiments of the published snapshot's generation (one per worker)."""
+
+    def __init__(self, registry: Callable[[], StateReader | None], holder: SnapshotHolder):
+        self._registry = registry  # the lifespan opens the registry after construction
+        self._holder = holder
+        self._by_model: Mapping[str, RunningExperiment] = MappingProxyType({})
+        self._generation: int | None = None
+        self._lock = asyncio.Lock()
+
+    def get(self, model: str) -> RunningExperiment | None:
+        return self._by_model.get(model)
+
+    def all(self) -> Mapping[str, RunningExperiment]:
+        return self._by_model
+
+    async def refresh(self) -> None:
+        """Read the experiments again if the snapshot moved since the last read; on a
+        registry failure keep the last ones (the caller's own write will report it)."""
+        generation = self._holder.current.generation
+        if generation == self._generation:
+            return
+        async with self._lock:
+            if generation == self._generation:
+                return
+            store = self._registry()
+            if store is None:
+                return
+            try:
+                found = await load_running(store)
+            except RegistryError as exc:
+                logger.warning("reading the running experiments failed: %s", exc)
+                return
+            self._by_model = MappingProxyType(found)
+            self._generation = generation
