@@ -11,7 +11,7 @@ from gateway.monitoring.metrics.experiments import PrometheusExperimentMetrics
 from gateway.monitoring.metrics.prometheus import MetricsRegistry
 from registry.outcomes import OutcomeRow
 from registry.sqlite.store import open_registry
-from tests.support.admin_gateway import ADMIN_AUTH, ADMIN_TOKEN, AdminGateway
+from tests.support.admin_gateway import ADMIN_AUTH, ADMIN_TOKEN, ROW, AdminGateway
 from tests.support.asgi_app import running_gateway
 
 URL = "/admin/models/clf/experiment"
@@ -224,3 +224,26 @@ async def test_state_survives_a_restart_and_every_worker_sees_it(zoo_home) -> No
         assert traffic["sticky"] is True and len(traffic["routes"]) == 2
         stopped = await restarted.http.request("DELETE", URL)
         assert stopped.status_code == 200 and stopped.json()["status"] == "stopped"
+
+
+async def test_outcomes_sent_to_the_feedback_endpoint_reach_the_look(admin_gw) -> None:
+    started = await _start(admin_gw)
+    arms: dict[str, str] = {}
+    for user in range(60):
+        key = f"user-{user}"
+        answer = await admin_gw.anon.post("/predict/clf", json=ROW, headers={"x-routing-key": key})
+        assert answer.status_code == 200
+        arms[key] = answer.headers["x-model-version"]
+    items = [
+        {"routing_key": key, "outcomes": {"conversion": int(arms[key] == "1.1.0")}} for key in arms
+    ]
+    sent = await admin_gw.anon.post("/v2/models/clf/feedback", json=items)
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["outcomes"]["accepted"] == len(items)
+    assert await _controller(admin_gw).tick_model("clf") is False
+    look = (await admin_gw.http.get(URL)).json()["results"]
+    assert look is not None and started["id"]
+    variants = look["metrics"]["conversion"]["variants"]
+    for version, mean in (("1.0.0", 0.0), ("1.1.0", 1.0)):
+        assert variants[version]["n"] == sum(1 for v in arms.values() if v == version)
+        assert variants[version]["mean"] == mean
