@@ -27,6 +27,8 @@ from gateway.experiments.stats.plan import (
 from gateway.experiments.stats.sufficient import Moments
 
 MIN_BASELINE_ROWS = 100
+# a plan beyond this many rows per variant is refused: no experiment could collect them
+MAX_ROWS = 10**12
 MomentsRow = tuple[int, float, float]
 
 
@@ -133,6 +135,13 @@ def plan_metric(spec: ExperimentSpec, metric: MetricConfig, row: MomentsRow) -> 
             )
     except ValueError as exc:
         raise InputError(f"metrics[{metric.name!r}]: {exc}") from None
+    except (OverflowError, ZeroDivisionError):  # an effect too small to plan in floats
+        plan = None
+    if plan is None or plan.n_per_variant > MAX_ROWS:
+        raise InputError(
+            f"metrics[{metric.name!r}]: an effect of mde {spec.mde.value:g} ({spec.mde.kind}) "
+            f"needs more than {MAX_ROWS:.0e} rows per variant; choose a larger mde"
+        )
     return MetricPlan(
         metric.name, metric.kind, source, baseline, sd, row[0], plan.delta, plan.n_per_variant
     )

@@ -150,6 +150,9 @@ async def test_a_routing_key_stays_in_one_arm(admin_gw: AdminGateway) -> None:
             "binary or continuous",
         ),
         ({"promote_winner": "yes"}, 400, "promote_winner"),
+        ({"mde": 1e-200}, 400, "larger mde"),
+        ({"baseline_days": 0}, 400, "baseline_days"),
+        ({"control": "2.0.0"}, 400, "control"),
     ],
 )
 async def test_bad_bodies_name_the_field(
