@@ -106,6 +106,8 @@ def refuse_during_experiment(
     """409 naming the experiment while one runs for ``model`` (it owns the traffic split);
     ``owner``: the experiment making the change (its own stop) is let through."""
     experiment = running_id(states.get(current_key(model)))
+    if owner is not None and experiment != owner:  # stopped meanwhile (by another writer)
+        raise Conflict(f"experiment {owner} of {model!r} is no longer running")
     if experiment is not None and experiment != owner:
         raise Refused(
             f"experiment {experiment} is running for {model!r} and owns its traffic split; "

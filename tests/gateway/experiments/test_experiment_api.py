@@ -188,3 +188,49 @@ async def test_unknown_model_and_no_experiment_are_404(admin_gw: AdminGateway) -
 def test_the_issue_example_parses_with_relative_mde() -> None:
     spec = parse_spec({**BODY, "mde_kind": "relative"})
     assert spec.mde.kind == "relative" and spec.variants == {"1.0.0": 50.0, "1.1.0": 50.0}
+
+
+async def test_a_variant_that_cannot_load_undoes_the_start(admin_gw: AdminGateway) -> None:
+    from tests.gateway.admin.test_refusals import corrupt
+
+    registry = await open_registry(admin_gw.home)
+    try:
+        corrupt(admin_gw.home, (await registry.get_version("clf", "2.0.0")).artifact_sha256)
+    finally:
+        await registry.close()
+    before = await admin_gw.registry_state()
+    answer = await admin_gw.http.post(URL, json=_body(variants={"1.0.0": 50, "2.0.0": 50}))
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["restored"] is True and "2.0.0" in answer.json()["failures"]
+    after = await admin_gw.registry_state()
+    assert after["deployments"]["clf"].to_dict() == before["deployments"]["clf"].to_dict()
+    assert set(await admin_gw.served(20)) == {"1.0.0"}
+    # no experiment runs (the record was put back); the history says why this one ended
+    assert (await admin_gw.http.get(URL)).status_code == 404
+    registry = await open_registry(admin_gw.home)
+    try:
+        (entry,) = [
+            e.after["value"]
+            for e in await registry.audit(action="state", limit=10)
+            if e.after["key"].startswith("experiment-history/clf/")
+            and e.after["value"]["status"] == "stopped"
+        ]
+    finally:
+        await registry.close()
+    assert entry["verdict"]["outcome"] == "aborted"
+    assert (await admin_gw.http.post(URL, json=BODY)).status_code == 200  # nothing blocks
+
+
+def test_only_the_running_experiment_may_change_its_split() -> None:
+    from gateway.changes.plan import Refused, refuse_during_experiment
+    from gateway.errors import Conflict
+
+    running = {"experiment/clf": {"id": "e1", "status": "running"}}
+    stopped = {"experiment/clf": {"id": "e1", "status": "stopped"}}
+    refuse_during_experiment("clf", running, "e1")  # its own stop
+    refuse_during_experiment("clf", stopped)  # an operator's change after it
+    with pytest.raises(Refused) as refused:
+        refuse_during_experiment("clf", running)
+    assert refused.value.details == {"experiment": "e1"}
+    with pytest.raises(Conflict, match="no longer running"):
+        refuse_during_experiment("clf", stopped, "e1")  # a second stop of the same one
