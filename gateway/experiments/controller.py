@@ -25,6 +25,7 @@ from typing import Protocol
 
 from gateway.coordination.background import BackgroundTask, log_failure
 from gateway.coordination.leader import LeaderElection
+from gateway.errors import Conflict
 from gateway.experiments.analysis import GatewayReading
 from gateway.experiments.keys import RUNNING
 from gateway.experiments.store import Experiments
@@ -99,7 +100,13 @@ class ExperimentController:
             await self.experiments.save_look(record, look.states, look.look)
             return False
         logger.info("experiment %s of %s: %s", experiment_id, model, look.final["reason"])
-        await self.experiments.stop(model, verdict=look.final, states=look.states, look=look.look)
+        try:
+            await self.experiments.stop(
+                model, verdict=look.final, states=look.states, look=look.look
+            )
+        except Conflict as exc:  # an operator stopped it meanwhile: their verdict stands
+            logger.info("experiment %s of %s not stopped: %s", experiment_id, model, exc)
+            return False
         if self.metrics is not None:
             self.metrics.idle(model)
         if self.guardrails is not None:
