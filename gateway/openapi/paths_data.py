@@ -220,7 +220,7 @@ def data_paths() -> dict[str, Any]:
         "/v2/models/{name}/feedback": {
             "post": operation(
                 "feedback",
-                "Labels for earlier predictions (live accuracy)",
+                "Labels and experiment outcomes for earlier predictions",
                 "feedback",
                 {**json_ok(ref("FeedbackResult")), **error_responses(400, 404, 413, 415, 503)},
                 parameters=[NAME],

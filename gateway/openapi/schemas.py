@@ -259,14 +259,33 @@ SCHEMAS: dict[str, Any] = {
     },
     "FeedbackItem": {
         "type": "object",
-        "required": ["id", "label"],
+        "description": "A label, outcomes, or both for one request (by id), or outcomes of "
+        "a user (by routing key); docs/experiments.md, Outcomes.",
         "properties": {
             "id": {"type": ["string", "integer"], "description": "The inference's request id."},
+            "routing_key": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 1024,
+                "description": "The X-Routing-Key of the user's requests (outcomes only).",
+            },
             "label": {
                 "description": "A class label (int or string) or a regression target.",
                 "type": ["number", "string", "boolean", "array"],
             },
+            "outcomes": {
+                "type": "object",
+                "maxProperties": 64,
+                "description": "Metric name -> finite number; other values are reported "
+                "per item in the answer's outcomes.invalid.",
+                "additionalProperties": {},
+            },
         },
+        "anyOf": [
+            {"required": ["id", "label"]},
+            {"required": ["id", "outcomes"]},
+            {"required": ["routing_key", "outcomes"]},
+        ],
     },
     "FeedbackResult": {
         "type": "object",
@@ -278,6 +297,18 @@ SCHEMAS: dict[str, Any] = {
             "expired": {"type": "integer"},
             "duplicate": {"type": "array", "items": {"type": "string"}},
             "invalid": {"type": "array", "items": _OBJECT},
+            "outcomes": {
+                "type": "object",
+                "description": "Present when the body carried outcomes; counts are outcomes.",
+                "required": ["accepted", "duplicate", "unknown", "expired", "invalid"],
+                "properties": {
+                    "accepted": {"type": "integer"},
+                    "duplicate": {"type": "integer"},
+                    "unknown": {"type": "array", "items": {"type": "string"}},
+                    "expired": {"type": "integer"},
+                    "invalid": {"type": "array", "items": _OBJECT},
+                },
+            },
         },
     },
     "Traffic": {
