@@ -393,7 +393,7 @@ SCHEMAS: dict[str, Any] = {
                 "maxProperties": 2,
                 "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
             },
-            "control": _VERSION,
+            "control": {"type": ["string", "null"], "minLength": 1, "examples": ["1.0.0"]},
             "metrics": {
                 "type": "array",
                 "minItems": 1,
@@ -403,11 +403,11 @@ SCHEMAS: dict[str, Any] = {
                     "properties": {
                         "name": {"type": "string", "minLength": 1},
                         "kind": {"enum": ["binary", "continuous", "guardrail"]},
-                        "baseline": {"type": "number"},
-                        "sd": {"type": "number", "exclusiveMinimum": 0},
+                        "baseline": {"type": ["number", "null"]},
+                        "sd": {"type": ["number", "null"], "exclusiveMinimum": 0},
                         "higher_is_better": {"type": "boolean"},
                         "tolerance": {"type": "number", "minimum": 0},
-                        "limit": {"type": "number", "exclusiveMinimum": 0},
+                        "limit": {"type": ["number", "null"], "exclusiveMinimum": 0},
                     },
                 },
             },
@@ -416,7 +416,7 @@ SCHEMAS: dict[str, Any] = {
             "mde": {"type": "number"},
             "mde_kind": {"enum": ["relative", "absolute"]},
             "baseline_days": {"type": "integer", "minimum": 1, "maximum": 365},
-            "traffic_per_day": {"type": "number", "exclusiveMinimum": 0},
+            "traffic_per_day": {"type": ["number", "null"], "exclusiveMinimum": 0},
             "promote_winner": {"type": "boolean"},
             "reason": {"type": "string"},
         },
@@ -432,7 +432,10 @@ SCHEMAS: dict[str, Any] = {
     "ExperimentStop": {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"reason": {"type": "string"}, "promote_winner": {"type": "boolean"}},
+        "properties": {
+            "reason": {"type": "string"},
+            "promote_winner": {"type": ["boolean", "null"]},
+        },
     },
     "RetrainingSettings": {
         "type": "object",
