@@ -234,3 +234,49 @@ def test_only_the_running_experiment_may_change_its_split() -> None:
     assert refused.value.details == {"experiment": "e1"}
     with pytest.raises(Conflict, match="no longer running"):
         refuse_during_experiment("clf", stopped, "e1")  # a second stop of the same one
+
+
+async def test_the_plan_measures_production_outcomes_when_there_are_enough(
+    admin_gw: AdminGateway,
+) -> None:
+    import time
+
+    from registry.outcomes import OutcomeRow, baseline_scope
+
+    scope = baseline_scope(time.time())
+    rows = [  # production's outcomes outside experiments: a 12 % rate, revenue 30 +- 10
+        OutcomeRow(f"id:b{i}", "conversion", scope, "1.0.0", float(i % 25 < 3)) for i in range(500)
+    ] + [
+        OutcomeRow(f"id:b{i}", "revenue", scope, "1.0.0", 20.0 + 20.0 * (i % 2)) for i in range(400)
+    ]
+    registry = await open_registry(admin_gw.home)
+    try:
+        await registry.add_outcomes("clf", rows)
+    finally:
+        await registry.close()
+    body = _body(
+        metrics=[
+            {"name": "conversion", "kind": "binary", "baseline": 0.5},  # measured wins
+            {"name": "revenue", "kind": "continuous"},
+        ],
+        mde=0.1,
+        mde_kind="relative",
+    )
+    body.pop("traffic_per_day")
+    answer = await admin_gw.http.post(URL, json=body)
+    assert answer.status_code == 200, answer.text
+    plan = answer.json()["plan"]
+    fixed = 0.05 - 0.05 * 0.2
+    conversion, revenue = plan["metrics"]["conversion"], plan["metrics"]["revenue"]
+    assert conversion["baseline_source"] == "production" and conversion["baseline_rows"] == 500
+    assert conversion["baseline"] == pytest.approx(0.12)
+    expected = sample_size_binary(0.12, MinimumEffect(0.1, "relative"), alpha=fixed, power=0.8)
+    assert conversion["n_per_variant"] == expected.n_per_variant
+    assert revenue["baseline"] == pytest.approx(30.0)
+    sd = (400 * 100 / 399) ** 0.5  # the sample standard deviation of 20s and 40s
+    assert revenue["sd"] == pytest.approx(sd)
+    expected = sample_size_continuous(30.0, sd, MinimumEffect(0.1, "relative"), alpha=fixed)
+    assert revenue["n_per_variant"] == expected.n_per_variant
+    assert plan["traffic_source"] == "production outcomes"
+    assert plan["traffic_per_day"] == pytest.approx(500 / 14)
+    assert plan["duration_days"] == pytest.approx(plan["n_per_variant"] / (500 / 14 * 0.5))
