@@ -247,3 +247,31 @@ async def test_outcomes_sent_to_the_feedback_endpoint_reach_the_look(admin_gw) -
     for version, mean in (("1.0.0", 0.0), ("1.1.0", 1.0)):
         assert variants[version]["n"] == sum(1 for v in arms.values() if v == version)
         assert variants[version]["mean"] == mean
+
+
+async def test_a_gateway_guardrail_stops_the_experiment(admin_gw) -> None:
+    from gateway.experiments.guardrails import GatewayGuardrails
+    from gateway.rollout.api import metrics_of
+
+    metrics = [
+        {"name": "conversion", "kind": "binary", "baseline": 0.1},
+        {"name": "p95_latency_ms", "kind": "guardrail", "limit": 0.001},  # any request breaks it
+    ]
+    await _start(admin_gw, metrics=metrics)
+    state = admin_gw.state
+    controller = _controller(admin_gw)
+    controller.guardrails = GatewayGuardrails(metrics_of(state), state.holder)
+    assert await controller.tick_model("clf") is False  # the base reading: nothing since
+    for user in range(600):
+        answer = await admin_gw.anon.post(
+            "/predict/clf", json=ROW, headers={"x-routing-key": f"u{user}"}
+        )
+        assert answer.status_code == 200
+    assert await controller.tick_model("clf") is True
+    result = (await admin_gw.http.get(URL)).json()
+    assert result["verdict"]["outcome"] == "stopped_guardrail"
+    assert result["verdict"]["metrics"] == ["p95_latency_ms"]
+    latency = result["results"]["metrics"]["p95_latency_ms"]
+    requests = {v: n["requests"] for v, n in latency["variants"].items()}
+    assert sum(requests.values()) == 600 and min(requests.values()) >= 200
+    assert latency["variants"]["1.1.0"]["value"] > 0.001
