@@ -62,7 +62,8 @@ class ExperimentController:
         self.leader = leader
         self.interval_s = interval_s
         self.metrics = metrics
-        self._watched: set[str] = set()  # models with a running experiment at the last tick
+        # model -> the id of its experiment that was running at the last tick
+        self._watched: dict[str, str] = {}
         self._task = BackgroundTask(self.run)
 
     async def tick(self) -> None:
@@ -82,12 +83,12 @@ class ExperimentController:
         """One look at ``model``'s experiment; True when it stopped it."""
         record = await self.experiments.load(model)
         if record is None or record["status"] != RUNNING:
-            if model in self._watched and self.metrics is not None:
-                self.metrics.idle(model)
-            self._watched.discard(model)
+            self._forget(model)
             return False
-        self._watched.add(model)
         experiment_id = record["id"]
+        if self._watched.get(model) not in (None, experiment_id):
+            self._forget(model)  # another experiment ended between two ticks
+        self._watched[model] = experiment_id
         readings: dict[str, GatewayReading] = {}
         if self.guardrails is not None:
             readings = await self.guardrails.readings(
@@ -107,12 +108,18 @@ class ExperimentController:
         except Conflict as exc:  # an operator stopped it meanwhile: their verdict stands
             logger.info("experiment %s of %s not stopped: %s", experiment_id, model, exc)
             return False
+        self._forget(model)
+        return True
+
+    def _forget(self, model: str) -> None:
+        """The model's experiment ended: gauges to idle, its guardrail base dropped."""
+        ended = self._watched.pop(model, None)
+        if ended is None:
+            return
         if self.metrics is not None:
             self.metrics.idle(model)
         if self.guardrails is not None:
-            self.guardrails.forget(experiment_id)
-        self._watched.discard(model)
-        return True
+            self.guardrails.forget(ended)
 
     async def run(self) -> None:
         while True:
