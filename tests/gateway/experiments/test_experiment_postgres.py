@@ -13,6 +13,7 @@ import pytest
 
 from gateway.cli import main as cli_main
 from gateway.experiments.keys import current_key
+from gateway.experiments.store import Experiments
 from registry.backend import open_store
 from registry.home import HomePaths
 
@@ -34,6 +35,9 @@ async def _read(url: str, home: Path) -> dict[str, Any]:
             "sticky": deployment.sticky,
             "record": await store.get_state(current_key("clf")),
             "actions": [e.action for e in await store.audit(model="clf", limit=5)],
+            "history": [
+                r["status"] for r in await Experiments(store, home, store, actor="t").history("clf")
+            ],
         }
     finally:
         await store.close()
@@ -67,3 +71,4 @@ def test_start_and_stop_are_one_transaction_each(
     assert after["record"]["status"] == "stopped"
     assert after["record"]["verdict"]["outcome"] == "stopped_by_operator"
     assert after["actions"][0] == "experiment_stop"
+    assert (other["history"], after["history"]) == (["running"], ["stopped"])
