@@ -14,7 +14,9 @@ published and ``stop_lifecycle(state)`` first at shutdown (their routes are in
   ``retraining.inputs.retraining_inputs``. It is also ``state.retraining``, which
   ``GET|PUT /admin/models/{name}/retraining`` reads in any worker;
 * ``ExternalRollbacks`` (counts only while leading, on the rollout tick): rollbacks made by
-  ``modelgate rollback``, which no worker answered, in ``modelgate_rollbacks_total``.
+  ``modelgate rollback``, which no worker answered, in ``modelgate_rollbacks_total``;
+* the ``ExperimentController`` (acts only while leading): a look at every running A/B
+  experiment every ``MODELGATE_EXPERIMENT_INTERVAL_S`` (``gateway.experiments.controller``).
 
 A setting that cannot be parsed raises ``SettingsError`` from ``start_lifecycle``: the
 server refuses to start rather than run without its controllers. Both calls are
@@ -27,10 +29,15 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gateway.coordination.db_leader import DatabaseLeaderElection
 from gateway.coordination.leader import LEADER_LOCK, LeaderElection
+from gateway.experiments.controller import ExperimentController
+from gateway.experiments.guardrails import GatewayGuardrails
+from gateway.experiments.planner import OutcomeData
+from gateway.experiments.store import CONTROLLER, Experiments
+from gateway.monitoring.metrics.experiments import PrometheusExperimentMetrics
 from gateway.retraining.inputs import InputsConfig, labels_source, retraining_inputs
 from gateway.retraining.trigger import RetrainingMonitor, TriggerConfig
 from gateway.rollout.api import metrics_of
@@ -60,6 +67,7 @@ class LifecycleConfig:
     leader_retry_s: float = 1.0
     trigger: TriggerConfig = field(default_factory=TriggerConfig)
     inputs: InputsConfig = field(default_factory=InputsConfig)
+    experiment_interval_s: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LifecycleConfig:
@@ -77,7 +85,7 @@ class LifecycleConfig:
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
         inputs = InputsConfig.from_settings(retraining)
-        return cls(life.tick_s, life.leader_retry_s, trigger, inputs)
+        return cls(life.tick_s, life.leader_retry_s, trigger, inputs, life.experiment_interval_s)
 
 
 @dataclass(eq=False)
@@ -90,6 +98,7 @@ class Lifecycle:
     retraining: RetrainingMonitor
     stats: ServingStatsSource
     rollbacks: ExternalRollbacks
+    experiments: ExperimentController | None = None
 
 
 def _refresher(state: GatewayState) -> Callable[[], Awaitable[Any]]:
@@ -135,12 +144,27 @@ async def start_lifecycle(state: GatewayState) -> None:
     rollbacks = ExternalRollbacks(
         state.registry, metrics.inc_rollback, leader=leader, tick_s=config.tick_s
     )
+    experiments = ExperimentController(
+        Experiments(
+            state.registry,
+            home,
+            cast(OutcomeData, state.registry),
+            actor=CONTROLLER,
+            publisher=state.publisher,
+            settings=state.settings,
+        ),
+        GatewayGuardrails(metrics, state.holder),
+        leader=leader,
+        interval_s=config.experiment_interval_s,
+        metrics=PrometheusExperimentMetrics(metrics),
+    )
     state.retraining = monitor
-    state.lifecycle = Lifecycle(config, leader, controller, monitor, stats, rollbacks)
+    state.lifecycle = Lifecycle(config, leader, controller, monitor, stats, rollbacks, experiments)
     leader.start()
     controller.start()
     monitor.start()
     rollbacks.start()
+    experiments.start()
     logger.info(
         "lifecycle: rollout tick %gs, retraining every %gs (trigger %s)",
         config.tick_s,
@@ -156,6 +180,8 @@ async def stop_lifecycle(state: GatewayState) -> None:
         return
     state.lifecycle = None
     try:
+        if lifecycle.experiments is not None:
+            await lifecycle.experiments.stop()
         await lifecycle.rollbacks.stop()
         await lifecycle.controller.stop()
     finally:

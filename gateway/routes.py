@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute, Route
 
-from gateway.admin import audit, models, repository, traffic
+from gateway.admin import audit, experiments, models, repository, traffic
 from gateway.admin.http import admin_endpoint
 from gateway.console import api as console_api
 from gateway.console.pages import ConsolePages
@@ -109,6 +109,7 @@ def build_routes(state: GatewayState) -> list[BaseRoute]:
         admin(f"{MODEL}/health", monitoring_api.health, "GET"),
         admin(f"{MODEL}/shadow", monitoring_api.shadow, "GET"),
         admin(f"{MODEL}/rollout", rollout, "GET", "POST", "DELETE"),
+        admin(f"{MODEL}/experiment", experiments.experiment, "GET", "POST", "DELETE"),
         admin(f"{MODEL}/retraining", retraining, "GET", "PUT"),
         # the operator console: page shells and their files (open; they hold no data), and
         # its data (admin token unless MODELGATE_CONSOLE_PUBLIC=on); actions use the admin API

@@ -32,10 +32,12 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class LifecycleSettings:
-    """The rollout controller's tick and the leader election's retry period."""
+    """The rollout controller's tick, the leader election's retry period and how often the
+    experiment controller looks at running experiments."""
 
     tick_s: float = 1.0  # MODELGATE_ROLLOUT_TICK_S
     leader_retry_s: float = 1.0  # MODELGATE_LEADER_RETRY_S
+    experiment_interval_s: float = 30.0  # MODELGATE_EXPERIMENT_INTERVAL_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +221,10 @@ class Settings:
             (self.outcome_window_s > 0, "MODELGATE_OUTCOME_WINDOW_S must be > 0"),
             (life.tick_s > 0, "MODELGATE_ROLLOUT_TICK_S must be a number of seconds > 0"),
             (life.leader_retry_s > 0, "MODELGATE_LEADER_RETRY_S must be a number of seconds > 0"),
+            (
+                life.experiment_interval_s > 0,
+                "MODELGATE_EXPERIMENT_INTERVAL_S must be a number of seconds > 0",
+            ),
             (retrain.cooldown_s >= 0, "MODELGATE_RETRAIN_COOLDOWN_S must be >= 0"),
             (retrain.every_s > 0, "MODELGATE_RETRAIN_EVERY_S must be > 0"),
             (retrain.attempts >= 1, "MODELGATE_RETRAIN_ATTEMPTS must be >= 1"),
@@ -362,6 +368,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
 _LIFECYCLE_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "tick_s": ("MODELGATE_ROLLOUT_TICK_S", _number),
     "leader_retry_s": ("MODELGATE_LEADER_RETRY_S", _number),
+    "experiment_interval_s": ("MODELGATE_EXPERIMENT_INTERVAL_S", _number),
 }
 
 _RETRAINING_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {

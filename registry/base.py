@@ -142,11 +142,14 @@ class RegistryStore(Protocol):
         reason: str = "",
         stage_changes: dict[str, Stage] | None = None,
         expect_generation: int | None = None,
+        states: Mapping[str, Any] | None = None,
     ) -> Deployment:
         """Replace a model's traffic state (validated) in one transaction.
 
         ``stage_changes`` applies stage transitions in the same transaction (used by
-        rollback and blue-green switch, which move production and traffic together).
+        rollback and blue-green switch, which move production and traffic together);
+        ``states`` writes control-plane state values (as ``put_state``) in it too (an
+        experiment and the traffic split it owns).
         """
         ...
 
@@ -158,6 +161,7 @@ class RegistryStore(Protocol):
         action: str = "traffic",
         reason: str = "",
         stage_changes: dict[str, Stage] | None = None,
+        states: Mapping[str, Any] | None = None,
     ) -> Any:
         """``set_deployment`` prepared, not run: an opaque change to ``commit``."""
         ...

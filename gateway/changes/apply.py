@@ -7,7 +7,8 @@ canary step never interleave:
 1. take the model's state from the registry view this worker serves, after catching the
    worker up with the registry (a stat when nothing changed); refuse while a canary
    rollout runs (409: cancel it first), then plan the change (``changes.plan``: every
-   refusal happens here, nothing is written);
+   refusal happens here, nothing is written); a change that moves traffic is refused
+   while an experiment owns the split (409 naming it), unless the experiment makes it;
 2. commit: ONE registry transaction writes the deployment, the stage changes and the audit
    rows, and bumps the generation other workers poll -- only if the registry is still at
    the planned view's generation (otherwise plan again) -- and the view after it is read
@@ -46,6 +47,7 @@ from gateway.changes.plan import (
     plan_stage,
     plan_switch,
     plan_traffic,
+    refuse_during_experiment,
 )
 from gateway.coordination.leader import FileMutex
 from gateway.errors import Conflict, GatewayError
@@ -119,20 +121,35 @@ class AdminChanges:
             lambda ms: plan_stage(ms, version, stage, reason, force, self._not_loaded(ms)),
         )
 
+    async def apply(
+        self,
+        model: str,
+        build: Callable[[ModelState, NotLoaded], Plan | None],
+        *,
+        owner: str | None,
+    ) -> dict[str, Any]:
+        """A controller's change planned by ``build(state, not_loaded)`` (an experiment's
+        start or end) through the same pipeline; ``owner``: the experiment allowed to
+        change its own split."""
+        return await self._apply(model, lambda ms: build(ms, self._not_loaded(ms)), owner)
+
     # --- the pipeline --------------------------------------------------------------
-    async def _apply(self, model: str, build: Builder) -> dict[str, Any]:
+    async def _apply(self, model: str, build: Builder, owner: str | None = None) -> dict[str, Any]:
         # imported here, like the loader: numpy and prometheus_client would slow every CLI verb
         from gateway.rollout.store import MUTEX_FILE
 
         async with FileMutex(self.home / MUTEX_FILE):
             if self.publisher is None:
-                return await self._apply_offline(model, build)
-            return await self._apply_serving(self.publisher, model, build)
+                return await self._apply_offline(model, build, owner)
+            return await self._apply_serving(self.publisher, model, build, owner)
 
-    async def _apply_offline(self, model: str, build: Builder) -> dict[str, Any]:
+    async def _apply_offline(self, model: str, build: Builder, owner: str | None) -> dict[str, Any]:
+        from gateway.experiments.keys import current_key
+
         ms = await read_model_state(self.registry, model)  # 404 first
         await self._refuse_during_rollout(model)
-        plan = build(ms)
+        key = current_key(model)
+        plan = _owned(build, {key: await self.registry.get_state(key)}, owner)(ms)
         if plan is None:
             return await self._outcome(model, "unchanged", changed=False)
         await self._trial_load(ms, plan)
@@ -140,7 +157,7 @@ class AdminChanges:
         return await self._outcome(model, plan.action, changed=True, gate=plan.gate)
 
     async def _apply_serving(
-        self, publisher: Publisher, model: str, build: Builder
+        self, publisher: Publisher, model: str, build: Builder, owner: str | None
     ) -> dict[str, Any]:
         """Plan on the view this worker serves (caught up with the registry first), commit
         only if the registry is still at that view's generation, and publish the view read
@@ -157,7 +174,7 @@ class AdminChanges:
             try:
                 ms = state_in(view, model)  # 404 first
                 _refuse_if_rolling_out(model, view.states)
-                plan = build(ms)
+                plan = _owned(build, view.states, owner)(ms)
             except (GatewayError, RegistryError):
                 # a refusal stands only if the registry did not move since the view
                 view, moved = await self._recheck(publisher, view)
@@ -280,6 +297,7 @@ class AdminChanges:
             action=plan.action,
             reason=plan.reason,
             stage_changes=plan.stage_changes or None,
+            states=plan.states or None,
         )
 
     async def _publish(self, view: RegistryView | None = None) -> str | None:
@@ -317,6 +335,7 @@ class AdminChanges:
             action="restore",
             reason=f"{plan.action} undone: {_list_failures(failures)}",
             stage_changes=plan.restore_stages() or None,
+            states=plan.restore_states or None,
         )
         return True
 
@@ -347,6 +366,23 @@ def describe_outcome(
         "gate": gate,
         "generation": generation,
     }
+
+
+def _owned(build: Builder, states: Mapping[str, Any], owner: str | None) -> Builder:
+    """``build``, refused (409 naming it) when its change would move traffic that a running
+    experiment owns; a change that fails to plan says so too, since it would move traffic."""
+
+    def checked(ms: ModelState) -> Plan | None:
+        try:
+            plan = build(ms)
+        except (GatewayError, RegistryError):
+            refuse_during_experiment(ms.name, states, owner)
+            raise
+        if plan is not None and plan.after is not None:
+            refuse_during_experiment(ms.name, states, owner)
+        return plan
+
+    return checked
 
 
 def _refuse_if_rolling_out(model: str, states: Mapping[str, Any]) -> None:

@@ -9,10 +9,11 @@ Refusals, all raised before anything is written:
 * 404 ``NotFound``: a version the change names does not exist;
 * 400 ``InvalidDeployment`` / ``InputError``: malformed traffic (weights that do not sum to
   100, a negative weight, a shadow that is also a route, duplicates, a bad stage name);
-* 409 ``Conflict`` / ``Refused``: an archived version asked to take traffic, no version to
-  roll back to, a challenger or a new production version that is not loaded (stage it
-  first: staging versions are loaded and warmed), the promotion gate refused (details: the
-  gate's reasons).
+* 409 ``Conflict`` / ``Refused``: a running experiment owns the model's split
+  (``refuse_during_experiment``, with ``experiment``: its id), an archived version asked to
+  take traffic, no version to roll back to, a challenger or a new production version that
+  is not loaded (stage it first: staging versions are loaded and warmed), the promotion
+  gate refused (details: the gate's reasons).
 
 Promotion gate (stage -> production and switch): it applies when the CURRENT production
 version has a stored evaluation; the candidate must then have one on the same dataset and
@@ -26,12 +27,13 @@ to the version that served production last.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import Conflict, InputError
 from gateway.evaluation.gates import check_promotion
+from gateway.experiments.keys import current_key, running_id
 from gateway.serving.model_state import ModelState, traffic_versions
 from registry import semver
 from registry.deployment import deployment_from_json, validate_deployment
@@ -69,6 +71,10 @@ class Plan:
     # set_stage plans: (version, target stage)
     stage_target: tuple[str, Stage] | None = None
     gate: dict[str, Any] | None = None
+    # control-plane state written in the same transaction (an experiment's record), and
+    # what to write back if the change is undone because a version failed to load
+    states: dict[str, Any] = field(default_factory=dict)
+    restore_states: dict[str, Any] = field(default_factory=dict)
 
     def needs(self) -> list[str]:
         """Versions that must be loaded for the change to stand (they take traffic)."""
@@ -92,6 +98,37 @@ class Plan:
         if self.production_before is not None:
             changes[self.production_before] = Stage.PRODUCTION
         return changes
+
+
+def refuse_during_experiment(
+    model: str, states: Mapping[str, Any], owner: str | None = None
+) -> None:
+    """409 naming the experiment while one runs for ``model`` (it owns the traffic split);
+    ``owner``: the experiment making the change (its own stop) is let through."""
+    experiment = running_id(states.get(current_key(model)))
+    if owner is not None and experiment != owner:  # stopped meanwhile (by another writer)
+        raise Conflict(f"experiment {owner} of {model!r} is no longer running")
+    if experiment is not None and experiment != owner:
+        raise Refused(
+            f"experiment {experiment} is running for {model!r} and owns its traffic split; "
+            f"stop it first (DELETE /admin/models/{model}/experiment)",
+            {"experiment": experiment},
+        )
+
+
+def plan_split(
+    ms: ModelState,
+    after: Deployment,
+    action: str,
+    reason: str,
+    not_loaded: NotLoaded,
+    **extra: Any,
+) -> Plan:
+    """A traffic change made by a controller (an experiment's start or end), checked like
+    an operator's; ``extra``: ``states`` / ``restore_states`` to write with it."""
+    check_deployment(ms, after)
+    check_challenger(after, not_loaded)
+    return _plan(ms, action, reason, after, **extra)
 
 
 def resolve(ms: ModelState, ref: str) -> ModelVersion:

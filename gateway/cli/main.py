@@ -13,6 +13,7 @@ from gateway.cli import (
     bench_command,
     convert_commands,
     evaluate_command,
+    experiment_commands,
     import_command,
     monitor_commands,
     registry_commands,
@@ -33,6 +34,7 @@ COMMAND_MODULES = (
     monitor_commands,
     evaluate_command,
     rollout_command,
+    experiment_commands,
     bench_command,
 )
 

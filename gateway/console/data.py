@@ -2,10 +2,11 @@
 
 ``overview`` is every model's summary (production, traffic split, health verdict with its
 reasons, drifted feature count, live accuracy, rollout step); ``model_detail`` is one
-model's versions, traffic, drift, confidence histograms, shadow comparison, rollout checks
-and recent audit rows. Both read the same registry views, monitoring reports and rollout
-state as the admin endpoints; they run only when a console page asks (never on the request
-path), and report this worker's monitoring windows like ``/admin/models/{name}/health``.
+model's versions, traffic, drift, confidence histograms, shadow comparison, rollout checks,
+its A/B experiment (per-variant numbers and verdict) and recent audit rows. Both read the
+same registry views, monitoring reports and rollout state as the admin endpoints; they run
+only when a console page asks (never on the request path), and report this worker's
+monitoring windows like ``/admin/models/{name}/health``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import numpy as np
 from gateway.admin.http import registry_of
 from gateway.admin.models import model_view, worker_view
 from gateway.errors import ModelNotFound
+from gateway.experiments.api import experiment_view
+from gateway.experiments.keys import current_key
+from gateway.experiments.store import parse_record
 from gateway.monitoring.api import shadow_report
 from gateway.monitoring.reports import MonitoringOff, model_drift, model_health
 from gateway.monitoring.stats import proportions
@@ -167,6 +171,7 @@ async def model_detail(state: GatewayState, name: str) -> dict[str, Any]:
     health = await _optional(model_health(state.monitoring, name))
     drift = await _optional(model_drift(state.monitoring, name))
     rollout = await rollouts_of(state).load(name)
+    experiment = parse_record(name, await registry.get_state(current_key(name)))
     audit = await registry.audit(model=name, limit=AUDIT_ROWS)
     settings = state.settings
     return {
@@ -179,6 +184,7 @@ async def model_detail(state: GatewayState, name: str) -> dict[str, Any]:
         "confidence": confidence_histograms(state.monitoring, name),
         "shadow": shadow_or_none(state, name),
         "rollout": rollout_summary(rollout),
+        "experiment": None if experiment is None else experiment_view(experiment),
         "audit": [dataclasses.asdict(entry) for entry in audit],
         "worker": worker_view(state),
     }

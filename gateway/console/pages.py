@@ -95,6 +95,7 @@ SECTIONS = (
     ("health", "Health"),
     ("versions", "Versions"),
     ("rollout", "Rollout"),
+    ("experiment", "A/B experiment"),
     ("drift", "Feature drift (PSI)"),
     ("confidence", "Confidence against the reference"),
     ("shadow", "Shadow agreement"),

@@ -402,6 +402,63 @@ def rollout_html(detail: dict[str, Any]) -> str:
     return out + table(headers, rows, caption)
 
 
+def experiment_html(detail: dict[str, Any]) -> str:
+    """The model's A/B experiment: plan, per-variant numbers per metric, verdict."""
+    experiment = detail.get("experiment")
+    if experiment is None:
+        return '<p class="muted">No experiment has run for this model.</p>'
+    plan = experiment["plan"]
+    verdict = experiment.get("verdict") or {}
+    promotion = experiment.get("promotion") or {}
+    days = plan.get("duration_days")
+    facts = [
+        ("experiment", experiment["id"]),
+        ("status", experiment["status"]),
+        ("variants", ", ".join(f"{v} {percent(w, 0)}" for v, w in experiment["variants"].items())),
+        ("control", experiment["control"]),
+        (
+            "planned",
+            f"{plan['n_per_variant']} rows per variant"
+            + ("" if days is None else f", about {number(days, 3)} days"),
+        ),  # fmt: skip
+        ("started", f"{when(experiment['started_at'])} by {experiment.get('started_by') or '–'}"),
+        ("looks", experiment.get("looks", 0)),
+        ("verdict", f"{verdict['outcome']}: {verdict['reason']}" if verdict else "running"),
+        ("winner", verdict.get("winner") or "–"),
+        ("promotion", promotion.get("status") or "–"),
+    ]
+    out = '<dl class="facts">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts)
+    out += "</dl>"
+    results = experiment.get("results")
+    if not results:
+        return out + '<p class="muted">No look yet.</p>'
+    rows = []
+    for metric, view in results.get("metrics", {}).items():
+        diff = view.get("difference") or {}
+        for version, numbers in view.get("variants", {}).items():
+            low, high = numbers.get("lower"), numbers.get("upper")
+            interval = "–" if low is None or high is None else f"{number(low)} … {number(high)}"
+            rows.append(
+                [
+                    esc(metric),
+                    f"<code>{esc(version)}</code>",
+                    esc(numbers.get("n", numbers.get("requests"))),
+                    esc(number(numbers.get("mean", numbers.get("value")), 4)),
+                    esc(interval),
+                    esc(number(diff.get("estimate"), 4)),
+                    esc(number(diff.get("p_value"), 4)),
+                    esc(view.get("outcome")),
+                ]
+            )
+    srm = results.get("srm") or {}
+    caption = (
+        f"Assignments {', '.join(f'{v}: {n}' for v, n in results['assignments'].items())}; "
+        f"sample-ratio p = {number(srm.get('p_value'), 3)}"
+    )
+    headers = ["metric", "version", "n", "mean", "interval", "difference", "p-value", "decision"]
+    return out + table(headers, rows, caption)
+
+
 def compact(value: Any, limit: int = 160) -> str:
     if value is None:
         return ""
@@ -437,5 +494,6 @@ def model_fragments(detail: dict[str, Any]) -> dict[str, str]:
         "confidence": confidence_html(detail),
         "shadow": shadow_html(detail),
         "rollout": rollout_html(detail),
+        "experiment": experiment_html(detail),
         "audit": audit_html(detail),
     }

@@ -180,6 +180,34 @@ def admin_paths() -> dict[str, Any]:
                 admin=True,
             ),
         },
+        "/admin/models/{name}/experiment": {
+            "get": operation(
+                "getExperiment",
+                "The model's A/B experiment: plan, per-variant results, verdict",
+                "lifecycle",
+                {**json_ok(ref("Report")), **READ_ERRORS},
+                parameters=[NAME],
+                admin=True,
+            ),
+            "post": operation(
+                "startExperiment",
+                "Plan and start an A/B experiment; it owns the traffic split until it stops",
+                "lifecycle",
+                rollout_responses,
+                parameters=[NAME],
+                body=json_body(ref("Experiment")),
+                admin=True,
+            ),
+            "delete": operation(
+                "stopExperiment",
+                "Stop the experiment: the control (or the promoted winner) takes 100 %",
+                "lifecycle",
+                rollout_responses,
+                parameters=[NAME, REASON_QUERY],
+                body=json_body(ref("ExperimentStop"), required=False),
+                admin=True,
+            ),
+        },
         "/admin/models/{name}/retraining": {
             "get": operation(
                 "getRetraining",

@@ -381,6 +381,62 @@ SCHEMAS: dict[str, Any] = {
         },
         "examples": [{"candidate": "1.1.0", "steps": [5, 50, 100], "interval_s": 60}],
     },
+    "Experiment": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["variants", "metrics", "mde"],
+        "properties": {
+            "variants": {
+                "type": "object",
+                "description": "Two versions and their weights in percent, summing to 100.",
+                "minProperties": 2,
+                "maxProperties": 2,
+                "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+            },
+            "control": {"type": ["string", "null"], "minLength": 1, "examples": ["1.0.0"]},
+            "metrics": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["name", "kind"],
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1},
+                        "kind": {"enum": ["binary", "continuous", "guardrail"]},
+                        "baseline": {"type": ["number", "null"]},
+                        "sd": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                        "higher_is_better": {"type": "boolean"},
+                        "tolerance": {"type": "number", "minimum": 0},
+                        "limit": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                    },
+                },
+            },
+            "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+            "power": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+            "mde": {"type": "number"},
+            "mde_kind": {"enum": ["relative", "absolute"]},
+            "baseline_days": {"type": "integer", "minimum": 1, "maximum": 365},
+            "traffic_per_day": {"type": ["number", "null"], "exclusiveMinimum": 0},
+            "promote_winner": {"type": "boolean"},
+            "reason": {"type": "string"},
+        },
+        "examples": [
+            {
+                "variants": {"1.0.0": 50, "1.1.0": 50},
+                "metrics": [{"name": "conversion", "kind": "binary", "baseline": 0.1}],
+                "mde": 0.05,
+                "mde_kind": "relative",
+            }
+        ],
+    },
+    "ExperimentStop": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "reason": {"type": "string"},
+            "promote_winner": {"type": ["boolean", "null"]},
+        },
+    },
     "RetrainingSettings": {
         "type": "object",
         "additionalProperties": False,

@@ -18,8 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gateway.changes.plan import refuse_during_experiment
 from gateway.coordination.leader import FileMutex
 from gateway.errors import Conflict, GatewayError
+from gateway.experiments.keys import current_key
 from gateway.rollout.metrics import NoRolloutMetrics, RolloutMetrics
 from gateway.rollout.state import (
     ABORTED,
@@ -132,6 +134,8 @@ class Rollouts:
                     f"the last rollout of {model!r} ({current.status}) is still being applied; "
                     "try again shortly"
                 )
+            key = current_key(model)
+            refuse_during_experiment(model, {key: await self.registry.get_state(key)})
             if (await self.registry.get_model(model)).production_version != spec.champion:
                 raise Conflict(f"production of {model!r} changed meanwhile; try again")
             now = self.clock()

@@ -38,6 +38,7 @@ from gateway.dataplane.pool import InferencePool, default_threads
 from gateway.dataplane.routing import sticky_prefix, thresholds_for
 from gateway.dataplane.shadow import ShadowMirror, ShadowTarget
 from gateway.dataplane.snapshot import ModelRoute, Snapshot, SnapshotHolder, Variant
+from gateway.experiments.keys import CURRENT_PREFIX as EXPERIMENT_PREFIX
 from gateway.rollout.state import ROLLOUT_PREFIX
 from gateway.serving.loader import Loader, LoadFailed, ServingRegistry, load_variant
 from gateway.serving.model_state import UNLOADED_PREFIX, ModelState, model_states
@@ -50,7 +51,7 @@ logger = logging.getLogger("modelgate.publisher")
 Key = tuple[str, str]
 # the state keys a published view carries: repository unloads (serving) and rollouts
 # (an admin change refuses while one runs)
-VIEW_STATE_PREFIXES = (UNLOADED_PREFIX, ROLLOUT_PREFIX)
+VIEW_STATE_PREFIXES = (UNLOADED_PREFIX, ROLLOUT_PREFIX, EXPERIMENT_PREFIX)
 VariantHook = Callable[[Variant], None]
 
 

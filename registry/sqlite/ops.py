@@ -21,7 +21,13 @@ import aiosqlite
 from registry import semver
 from registry.errors import InvalidTransition, NotFound, RegistryError, StaleRead
 from registry.models import AuditEntry, Deployment, ModelVersion, Stage
-from registry.rows import deployment_columns, deployment_from_row, to_json, version_from_row
+from registry.rows import (
+    deployment_columns,
+    deployment_from_row,
+    from_json,
+    to_json,
+    version_from_row,
+)
 from registry.sqlite.direct import DirectConnection
 from registry.sqlite.txn import Txn, database_message, is_insert
 
@@ -280,6 +286,27 @@ async def append_audit(
     )
     assert entry_id is not None
     return AuditEntry(entry_id, txn.now, actor, action, model, version, before, after, reason)
+
+
+async def write_state(txn: Txn, key: str, value: Any, *, actor: str, reason: str) -> None:
+    """Store ``value`` under the control-plane state ``key`` (+ a ``state`` audit row);
+    writing the value already stored changes nothing."""
+    if not isinstance(key, str) or not key:
+        raise RegistryError("state key must be a non-empty string")
+    encoded = to_json(value, f"state {key!r}")
+    row = await txn.one("SELECT value_json FROM state WHERE key = ?", (key,))
+    if row is not None and row[0] == encoded:
+        return
+    await txn.run(
+        "INSERT INTO state (key, value_json, updated_at) VALUES (?, ?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json, "
+        "updated_at = excluded.updated_at",
+        (key, encoded, txn.now),
+    )
+    before = None if row is None else {"key": key, "value": from_json(row[0])}
+    await append_audit(
+        txn, "state", actor=actor, before=before, after={"key": key, "value": value}, reason=reason
+    )
 
 
 def traffic_users(deployment: Deployment, version: str, stage: Stage) -> list[str]:

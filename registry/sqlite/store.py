@@ -289,26 +289,9 @@ class SqliteRegistry(OutcomesMixin, VersionsMixin):
         """Store ``value`` under ``key``; writing the value already stored changes nothing."""
         if not isinstance(key, str) or not key:
             raise RegistryError("state key must be a non-empty string")
-        encoded = to_json(value, f"state {key!r}")
+        to_json(value, f"state {key!r}")  # refused before the transaction opens
         async with self._write() as txn:
-            row = await txn.one("SELECT value_json FROM state WHERE key = ?", (key,))
-            if row is not None and row[0] == encoded:
-                return
-            await txn.run(
-                "INSERT INTO state (key, value_json, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json, "
-                "updated_at = excluded.updated_at",
-                (key, encoded, txn.now),
-            )
-            before = None if row is None else {"key": key, "value": from_json(row[0])}
-            await ops.append_audit(
-                txn,
-                "state",
-                actor=actor,
-                before=before,
-                after={"key": key, "value": value},
-                reason=reason,
-            )
+            await ops.write_state(txn, key, value, actor=actor, reason=reason)
 
 
 def _version_columns(new: NewVersion) -> tuple[str, ...]:

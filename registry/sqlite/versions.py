@@ -144,9 +144,15 @@ class VersionsMixin(ops.SqliteBase):
         reason: str = "",
         stage_changes: Mapping[str, Stage | str] | None = None,
         expect_generation: int | None = None,
+        states: Mapping[str, Any] | None = None,
     ) -> Deployment:
         change = self.deployment_change(
-            deployment, actor=actor, action=action, reason=reason, stage_changes=stage_changes
+            deployment,
+            actor=actor,
+            action=action,
+            reason=reason,
+            stage_changes=stage_changes,
+            states=states,
         )
         # one round trip: on a loaded gateway each statement's trip waits for the loop
         return await self.commit(change, expect_generation=expect_generation)
@@ -159,10 +165,19 @@ class VersionsMixin(ops.SqliteBase):
         action: str = "traffic",
         reason: str = "",
         stage_changes: Mapping[str, Stage | str] | None = None,
+        states: Mapping[str, Any] | None = None,
     ) -> ops.Change[Deployment]:
-        """``set_deployment`` as a transaction body, for ``commit`` or ``commit_and_view``."""
+        """``set_deployment`` as a transaction body, for ``commit`` or ``commit_and_view``.
+
+        ``states``: control-plane state values (``put_state``) written in the same
+        transaction, so a controller's record and the traffic it owns never disagree."""
         if not isinstance(deployment, Deployment):
             raise InvalidDeployment("set_deployment needs a Deployment")
+        writes = dict(states or {})
+        for key, value in writes.items():  # refused before anything is written
+            if not isinstance(key, str) or not key:
+                raise RegistryError("state key must be a non-empty string")
+            to_json(value, f"state {key!r}")
         model = deployment.model
         changes = [(ref, parse_stage(stage)) for ref, stage in (stage_changes or {}).items()]
         if sum(1 for _, stage in changes if stage == Stage.PRODUCTION) > 1:
@@ -198,6 +213,8 @@ class VersionsMixin(ops.SqliteBase):
                 after=after.to_dict(),
                 reason=reason,
             )
+            for key, value in writes.items():
+                await ops.write_state(txn, key, value, actor=actor, reason=reason)
             return after
 
         return change

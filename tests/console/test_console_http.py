@@ -123,7 +123,8 @@ async def test_model_data_follows_a_traffic_change_and_names_its_audit_row(gw) -
         {"version": "1.1.0", "weight": 30.0},
     ]
     assert set(fragments) == {
-        "versions", "traffic", "health", "drift", "confidence", "shadow", "rollout", "audit"
+        "versions", "traffic", "health", "drift", "confidence", "shadow", "rollout",
+        "experiment", "audit",
     }  # fmt: skip
     assert 'aria-label="traffic: 1.0.0 70 %, 1.1.0 30 %"' in fragments["traffic"]
     assert data["audit"][0]["action"] == "traffic"

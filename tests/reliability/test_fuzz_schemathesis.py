@@ -169,8 +169,10 @@ async def _registry_facts(home: Path, model: str, version: str) -> tuple[list[st
 
 
 def _restore_serving(server: GatewayProcess, model: str) -> str:
-    """Cancel a rollout, load the model, give it a production version and 100 % to it."""
+    """Cancel a rollout, stop an experiment, load the model, give it a production version
+    and 100 % to it."""
     server.fresh("DELETE", f"/admin/models/{model}/rollout", headers=server.auth)
+    server.fresh("DELETE", f"/admin/models/{model}/experiment", headers=server.auth)
     loaded = server.fresh("POST", f"/v2/repository/models/{model}/load", headers=server.auth)
     assert loaded.status_code == 200, loaded.text
     view = server.fresh("GET", f"/admin/models/{model}", headers=server.auth).json()

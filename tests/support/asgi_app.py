@@ -69,7 +69,12 @@ async def running(
 
 
 # the variables of gateway.settings.LifecycleSettings and RetrainingSettings
-LIFECYCLE_PREFIXES = ("MODELGATE_ROLLOUT_", "MODELGATE_LEADER_", "MODELGATE_RETRAIN_")
+LIFECYCLE_PREFIXES = (
+    "MODELGATE_ROLLOUT_",
+    "MODELGATE_LEADER_",
+    "MODELGATE_RETRAIN_",
+    "MODELGATE_EXPERIMENT_",
+)
 
 
 def gateway_settings(
