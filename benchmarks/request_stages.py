@@ -31,6 +31,7 @@ import uvloop
 from uvicorn.server import ServerState
 
 from benchmarks.fastpath_cpu import BODIES, _Replies, _Transport, requests
+from benchmarks.request_cost import STAGE_ROWS
 from benchmarks.servers.null_protocol import NullProtocol
 from gateway.app import create_app
 from gateway.dataplane.batcher import Batcher
@@ -39,18 +40,6 @@ from gateway.dataplane.codecs.oip import load_json_object as parse_json
 from gateway.dataplane.http.fastpath import GatewayHttpProtocol
 from gateway.settings import Settings
 
-# (key, what the row measures), in the order of a request
-STAGES: tuple[tuple[str, str], ...] = (
-    ("http", "HTTP parse + fast-path admission (httptools callbacks, URL match, header scan)"),
-    ("route", "route (snapshot read, precedence rules, request id)"),
-    ("json", "JSON parse of the body (orjson)"),
-    ("decode", "validate + decode into the feed (shape, dtype, row limit)"),
-    ("handoff", "batch hand-off (submit, call_soon, dispatch, deliver), batches of 1"),
-    ("ort", "onnxruntime run, one row"),
-    ("monitoring", "monitoring (counters, latency, pending row, flush every 128)"),
-    ("encode", "encode the answer (OIP JSON)"),
-    ("write", "reply head + one write (status line, headers, keep-alive bookkeeping)"),
-)
 BATCH_ROWS = 64
 
 
@@ -107,9 +96,10 @@ def _app_config(home: str) -> tuple[Any, uvicorn.Config, ServerState]:
 
 
 async def stage_costs(home: str, model: str, calls: int, reps: int) -> dict[str, float]:
-    """µs of thread CPU per stage of one single-row request (keys of ``STAGES``)."""
+    """µs of thread CPU per stage of one single-row request (keys of ``STAGE_ROWS``)."""
     app, config, state = _app_config(home)
-    wire = requests(model, BODIES)[0]
+    wires = requests(model, BODIES)
+    wire = wires[0]
     body = wire.split(b"\r\n\r\n", 1)[1]
     replies = _Replies()
     out: dict[str, float] = {}
@@ -139,8 +129,10 @@ async def stage_costs(home: str, model: str, calls: int, reps: int) -> dict[str,
         runner = variant.runner
         outputs = runner.run(feeds)
         out["ort"] = _timed(lambda: runner.run(feeds), calls, reps)
-        # what one row costs in the batches 64 connections make (extra key, not a stage)
-        rows = {k: np.repeat(v, BATCH_ROWS, axis=0) for k, v in feeds.items()}
+        # what one row costs in the batches 64 connections make (extra key, not a stage):
+        # the 64 different rows wrk sends (one row 64 times would take one path per tree)
+        decoded = [decode_infer_request(w.split(b"\r\n\r\n", 1)[1], None, sig) for w in wires]
+        rows = {k: np.concatenate([d.feeds[k] for d in decoded[:BATCH_ROWS]]) for k in feeds}
         out["ort_row_in_batch"] = _timed(lambda: runner.run(rows), calls // 50, reps) / BATCH_ROWS
         out["handoff"] = await _handoff_cost(variant.batcher, outputs, calls, reps)
         recorder = variant.recorder
@@ -203,12 +195,52 @@ async def _handoff_cost(template: Batcher, outputs: Any, calls: int, reps: int) 
     return max(0.0, with_batcher - loop_pass)
 
 
-async def whole_request(home: str, model: str, conns: int, rounds: int, reps: int) -> float:
-    """µs of loop CPU per request through the real protocol, ``conns`` requests per loop
-    pass (one per fake connection), as ``benchmarks/fastpath_cpu.py`` measures it."""
-    from benchmarks.fastpath_cpu import measure
+async def whole_request(
+    home: str, model: str, conns: int, rounds: int, reps: int
+) -> tuple[float, float]:
+    """(µs of loop CPU per request through the real protocol, µs of onnxruntime per request
+    in it): ``conns`` requests per loop pass, one per fake connection, as
+    ``benchmarks/fastpath_cpu.py`` feeds them (its 64 request bodies in turn)."""
+    app, config, state = _app_config(home)
+    wire = requests(model, BODIES)
+    replies = _Replies()
+    samples = []
+    async with app.router.lifespan_context(app):
+        protocols = []
+        for _ in range(conns):
+            protocol = GatewayHttpProtocol(config=config, server_state=state, app_state={})
+            protocol.connection_made(_Transport(replies))  # type: ignore[arg-type]
+            protocols.append(protocol)
 
-    return statistics.median(await measure(home, model, conns, rounds, reps))
+        async def one_round(k: int) -> None:
+            done = replies.expect(len(protocols))
+            for i, protocol in enumerate(protocols):
+                protocol.data_received(wire[(k * conns + i) % len(wire)])
+            await done
+
+        for k in range(50):
+            await one_round(k)
+        # onnxruntime's thread CPU inside the batcher's call (the harness's own wrapper)
+        batcher = app.state.gateway.holder.current.models[model].routes[0].batcher
+        run, ort_ns = batcher._run, [0]
+
+        def cpu_timed(feeds: Any) -> Any:
+            start = time.thread_time_ns()
+            try:
+                return run(feeds)
+            finally:
+                ort_ns[0] += time.thread_time_ns() - start
+
+        batcher._run = cpu_timed
+        for _ in range(reps):
+            start = time.thread_time_ns()
+            for k in range(rounds):
+                await one_round(k)
+            samples.append((time.thread_time_ns() - start) / (rounds * conns) / 1000.0)
+        ort_us = ort_ns[0] / (reps * rounds * conns) / 1000
+        for protocol in protocols:
+            protocol.connection_lost(None)
+    return statistics.median(samples), ort_us
 
 
 def null_request(calls: int, reps: int) -> float:
@@ -227,8 +259,8 @@ def measure_all(home: Path, model: str, calls: int, reps: int, conns: int) -> di
     stages = asyncio.run(stage_costs(str(home), model, calls, reps))
     ort_row_in_batch = stages.pop("ort_row_in_batch")
     rounds = max(20, calls // conns)
-    whole_1 = asyncio.run(whole_request(str(home), model, 1, calls, reps))
-    whole_n = asyncio.run(whole_request(str(home), model, conns, rounds, reps))
+    whole_1, ort_1 = asyncio.run(whole_request(str(home), model, 1, calls, reps))
+    whole_n, ort_n = asyncio.run(whole_request(str(home), model, conns, rounds, reps))
     return {
         "model": model,
         "stages_us": stages,
@@ -236,6 +268,8 @@ def measure_all(home: Path, model: str, calls: int, reps: int, conns: int) -> di
         "ort_row_in_batch_us": ort_row_in_batch,
         "batch_rows": BATCH_ROWS,
         "whole_us": {"1": whole_1, str(conns): whole_n},
+        # onnxruntime's share of those (wall time of its calls, per request)
+        "whole_ort_us": {"1": ort_1, str(conns): ort_n},
         "null_us": null_request(calls, reps),
     }
 
@@ -249,11 +283,14 @@ def main() -> None:
     parser.add_argument("--conns", type=int, default=64)
     args = parser.parse_args()
     result = measure_all(Path(args.home), args.model, args.calls, args.reps, args.conns)
-    for key, label in STAGES:
+    for key, label in STAGE_ROWS:
         print(f"{result['stages_us'][key]:8.2f} µs  {label}")
     print(f"{result['stages_sum_us']:8.2f} µs  sum of the stages")
     for conns, value in result["whole_us"].items():
-        print(f"{value:8.2f} µs  whole request, {conns} per loop pass")
+        ort = result["whole_ort_us"][conns]
+        print(
+            f"{value:8.2f} µs  whole request, {conns} per loop pass ({ort:.2f} of it onnxruntime)"
+        )
     batch = result["ort_row_in_batch_us"]
     print(f"{batch:8.2f} µs  onnxruntime per row in a {BATCH_ROWS}-row batch")
     print(f"{result['null_us']:8.2f} µs  null server's request")
