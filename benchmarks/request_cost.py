@@ -194,7 +194,7 @@ STAGE_ROWS = (
     ("handoff", "batch hand-off (submit, dispatch, deliver; batches of 1)"),
     ("ort", "onnxruntime run, one row"),
     ("monitoring", "monitoring (metric slots, pending row, flush every 128 requests)"),
-    ("encode", "encode the answer (OIP JSON)"),
+    ("encode", "encode the answer (OIP JSON), version counters, reply headers"),
     ("write", "reply head + write call (fake transport: no syscall)"),
 )
 
