@@ -186,18 +186,20 @@ class Exchange:
         route_def, sig = self.route_def, variant.signature
         binary_length = None
         if not route_def.oip:
-            payload: bytes | None = encode_predict_response(
+            payload = encode_predict_response(
                 variant.model, variant.version, self.body_id, outputs, sig
             )
         else:
-            payload = None
+            encoded = None
             if request.outputs is None and not request.binary_outputs and request.classify is None:
                 # every output as JSON: pre-encoded parts around the values (the same bytes)
-                payload = route_def.template(variant).encode(self.body_id, outputs)
-            if payload is None:
+                encoded = route_def.template(variant).encode(self.body_id, outputs)
+            if encoded is None:
                 payload, binary_length = encode_infer_response(
                     variant.model, variant.version, self.body_id, outputs, sig, request
                 )
+            else:
+                payload = encoded
         variant.requests += 1
         variant.success_ns += elapsed
         variant.last_request_ns = self.started
