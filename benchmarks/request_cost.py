@@ -134,15 +134,38 @@ def throughput(homes: dict[str, Path], settings: dict[str, Any], wrk: str) -> di
                         "load_average_1m": round(os.getloadavg()[0], 2),
                     }
                 )
+        batching = {model: served_batches(servers[f"modelgate-{model}"][0]) for model in homes}
     finally:
         for process, _ in servers.values():
             process.close()
-    out: dict[str, Any] = {"runs": runs, "ratios": {}}
+    out: dict[str, Any] = {"runs": runs, "ratios": {}, "batching": batching}
     null_rps = [r["rps"] for r in runs["null"]]
     for model in homes:
         mg = [r["rps"] for r in runs[f"modelgate-{model}"]]
         out["ratios"][model] = [m / n if n else 0.0 for m, n in zip(mg, null_rps, strict=True)]
     return out
+
+
+def served_batches(process: ServerProcess) -> dict[str, float]:
+    """Mean rows per onnxruntime call and µs per row (wall time, as the loop waited for
+    it) over everything the server ran, from its own metrics."""
+    status, body = process.request("GET", "/metrics")
+    totals: dict[str, float] = {}
+    for line in body.decode(errors="replace").splitlines():
+        for key in (
+            "modelgate_batch_size_sum",
+            "modelgate_batch_size_count",
+            "modelgate_inference_duration_seconds_sum",
+        ):
+            if status == 200 and line.startswith(key + "{"):
+                totals[key] = totals.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    rows = totals.get("modelgate_batch_size_sum", 0.0)
+    calls = totals.get("modelgate_batch_size_count", 0.0)
+    seconds = totals.get("modelgate_inference_duration_seconds_sum", 0.0)
+    return {
+        "rows_per_call": rows / calls if calls else 0.0,
+        "ort_us_per_row": seconds * 1e6 / rows if rows else 0.0,
+    }
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -158,19 +181,26 @@ def verdict(result: dict[str, Any]) -> dict[str, Any]:
     ort_us = stages["ort_row_in_batch_us"]
     # onnxruntime alone on top of the null server's request: the ratio no gateway can beat
     ort_bound = null_us / (null_us + ort_us)
+    served = result["throughput"].get("batching", {}).get(TARGET_MODEL, {})
+    loaded_us = served.get("ort_us_per_row", 0.0)
+    # the same with onnxruntime's time per row as the server measured it under wrk
+    loaded_bound = null_us / (null_us + loaded_us) if loaded_us else None
     gateway_us = stages["whole_us"][str(CONNECTIONS)] - ort_us - stages["null_us"]
+    # the lower of the two bounds decides (under load it includes preemption)
+    bound_us, bound, where = ort_us, ort_bound, f"alone, in {stages['batch_rows']}-row batches"
+    if loaded_bound is not None and loaded_bound < ort_bound:
+        bound_us, bound, where = loaded_us, loaded_bound, "in the server under wrk"
     passed = ratio >= TARGET_RATIO
     if passed:
         reason = ""
-    elif ort_bound < TARGET_RATIO:
+    elif bound < TARGET_RATIO:
         reason = (
-            f"onnxruntime's own run bounds it: {ort_us:.1f} µs per row in {stages['batch_rows']}"
-            f"-row batches on top of the null server's {null_us:.1f} µs per request allows at "
-            f"most {ort_bound:.2f}x"
+            f"onnxruntime's own run bounds it: {bound_us:.1f} µs per row ({where}) on top of "
+            f"the null server's {null_us:.1f} µs per request allows at most {bound:.2f}x"
         )
     else:
         reason = (
-            f"not onnxruntime's run (it allows up to {ort_bound:.2f}x): the gateway's own "
+            f"not onnxruntime's run (it allows up to {bound:.2f}x): the gateway's own "
             f"Python work, ~{gateway_us:.0f} µs of loop CPU per request at {CONNECTIONS} "
             "requests per loop pass (the stage table), plus the socket reads and writes the "
             "null server pays too, keeps the event loop busy"
@@ -180,6 +210,8 @@ def verdict(result: dict[str, Any]) -> dict[str, Any]:
         "target": TARGET_RATIO,
         "passed": passed,
         "ort_bound": ort_bound,
+        "ort_bound_under_load": loaded_bound,
+        "ort_us_per_row_under_load": loaded_us,
         "null_us_per_request": null_us,
         "gateway_loop_us": gateway_us,
         "reason": reason,
@@ -255,10 +287,27 @@ def render(result: dict[str, Any]) -> str:
     text = "\n".join(lines) + "\n\n"
     if v["reason"]:
         text += f"Why the target is missed: {v['reason']}.\n\n"
+    batching = tp.get("batching", {})
+    served = "; ".join(
+        f"{model}: {b['rows_per_call']:.1f} rows per onnxruntime call, "
+        f"{b['ort_us_per_row']:.1f} µs per row"
+        for model, b in batching.items()
+    )
+    if served:
+        text += (
+            f"What the servers ran under wrk (their own metrics; onnxruntime's wall time, "
+            f"preemption by other processes included): {served}.\n\n"
+        )
     text += (
         f"Best ratio onnxruntime allows on {TARGET_MODEL}: {v['ort_bound']:.2f}x (the null "
-        f"server's {v['null_us_per_request']:.1f} µs per request plus one row of a batch). "
-        f"{s['reps']} alternating repetitions of {s['duration_s']:g} s per server, medians "
+        f"server's {v['null_us_per_request']:.1f} µs per request plus one row of a "
+        f"{CONNECTIONS}-row batch run alone)"
+        + (
+            f", {v['ort_bound_under_load']:.2f}x with the time per row the server saw under wrk. "
+            if v.get("ort_bound_under_load")
+            else ". "
+        )
+        + f"{s['reps']} alternating repetitions of {s['duration_s']:g} s per server, medians "
         f"(min–max), ratios paired per repetition; {errors} non-2xx or socket errors. "
         f"Load average {result['load_average'][0]:.2f} at start, "
         f"{result['load_average'][1]:.2f} at end (2 cores: above ~0.5 other processes were "

@@ -69,3 +69,13 @@ def test_the_section_goes_between_its_markers_only(tmp_path: Path) -> None:
     text = readme.read_text()
     assert text.startswith("before\n") and text.endswith(f"{end}\nafter\n")
     assert "old" not in text and "| rf100 |" in text
+
+
+def test_the_time_per_row_the_server_saw_under_load_can_decide_the_bound() -> None:
+    done = result([64_000], [6_000], ort_row_us=8.0)
+    done["throughput"]["batching"] = {"rf100": {"rows_per_call": 40.0, "ort_us_per_row": 70.0}}
+    v = verdict(done)
+    assert v["ort_bound"] > 0.3 > v["ort_bound_under_load"]
+    assert "in the server under wrk" in v["reason"]
+    done["verdict"] = v
+    assert "40.0 rows per onnxruntime call, 70.0 µs per row" in render(done)
