@@ -143,6 +143,7 @@ async def stage_costs(home: str, model: str, calls: int, reps: int) -> dict[str,
             recorder.record(cycle.rule, cycle.body_id, feeds, outputs, n_rows, 50_000)
 
         out["monitoring"] = _timed(record, calls, reps)
+
         # answer() records (the stage above), then encodes and builds the reply headers
         def answer() -> None:
             batches.append((feeds, outputs, 20_000))
