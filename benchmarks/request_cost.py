@@ -226,6 +226,7 @@ STAGE_ROWS = (
     ("json", "JSON parse of the body (orjson)"),
     ("decode", "validate + decode into the feed"),
     ("handoff", "batch hand-off (submit, dispatch, deliver; batches of 1)"),
+    ("handoff_batch", "batch hand-off per request in batches of 64 (merge, slice back)"),
     ("ort", "onnxruntime run, one row"),
     ("monitoring", "monitoring (metric slots, pending row, flush every 128 requests)"),
     ("encode", "encode the answer (OIP JSON), version counters, reply headers"),
@@ -242,7 +243,7 @@ def render(result: dict[str, Any]) -> str:
         cells = " | ".join(f"{stages[m]['stages_us'][key]:.1f}" for m in models)
         lines.append(f"| {label} | {cells} |")
     rows = (
-        ("sum of the stages", lambda s: s["stages_sum_us"]),
+        ("sum of the stages (hand-off in a batch of 1)", lambda s: s["stages_sum_us"]),
         ("whole request through the protocol, 1 per loop pass", lambda s: s["whole_us"]["1"]),
         (
             f"whole request through the protocol, {CONNECTIONS} per loop pass",
