@@ -7,8 +7,9 @@ dtype and shape, the encoded text around the values (``{"name":...,"shape":[...]
 and orjson encodes only the id and each value array. The bytes are exactly those of
 ``oip.encode_infer_response`` (a test compares them); anything else (a string output, a
 dtype orjson does not take, a shape not seen before once the cache is full) returns None
-and the caller uses the general encoder. Measured with ``benchmarks/request_stages.py``:
-~1.5 µs against ~3-4 µs for a classifier's two outputs.
+and the caller uses the general encoder. A classifier's two outputs for one row: ~5 µs
+against ~9 µs for the general encoder, timed alternately in one process on the loaded
+2-core machine (docs/performance-notes.md, "Where a request's microseconds go").
 """
 
 from __future__ import annotations
