@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.dataplane.codecs.binary import parse_header_length
 from gateway.dataplane.codecs.oip import decode_infer_request, encode_infer_response
+from gateway.dataplane.codecs.oip_template import ReplyTemplate
 from gateway.dataplane.codecs.predict import decode_predict_request, encode_predict_response
 from gateway.dataplane.http.asgi import (
     H_HEADER_LENGTH,
@@ -63,7 +64,7 @@ class InferenceRoute:
     """What one inference URL needs to run requests: ``protocol`` is ``"oip"`` (V2 infer,
     JSON or binary tensors, routed or pinned by the URL) or ``"predict"`` (simple JSON)."""
 
-    __slots__ = ("holder", "mirror", "max_body", "oip", "input_errors")
+    __slots__ = ("holder", "mirror", "max_body", "oip", "input_errors", "_templates")
 
     def __init__(
         self,
@@ -80,6 +81,22 @@ class InferenceRoute:
         self.max_body = max_body
         self.oip = protocol == "oip"
         self.input_errors = input_errors
+        # model -> version -> the answer's pre-encoded parts (a few small bytes per version
+        # ever served; a version loaded again with another signature gets a new one)
+        self._templates: dict[str, dict[str, ReplyTemplate]] = {}
+
+    def template(self, variant: Variant) -> ReplyTemplate:
+        """The OIP answer template of ``variant`` (made on its first answer)."""
+        names = variant.signature.output_order
+        versions = self._templates.get(variant.model)
+        if versions is None:
+            versions = self._templates[variant.model] = {}
+        template = versions.get(variant.version)
+        if template is None or template.names is not names:
+            template = versions[variant.version] = ReplyTemplate(
+                variant.model, variant.version, names
+            )
+        return template
 
 
 class Exchange:
@@ -137,11 +154,18 @@ class Exchange:
         else:
             request = decode_predict_request(body, variant.signature)
         body_id = request.id
-        if self.request_id is None:
-            # an id from the body is echoed under the same rule as the header's
-            given = body_id.encode("utf-8", "replace") if body_id else None
-            self.request_id = client_request_id(given) or new_request_id().encode()
-        self.body_id = body_id if body_id is not None else self.request_id.decode("latin-1")
+        if body_id is not None:
+            if self.request_id is None:
+                # an id from the body is echoed under the same rule as the header's
+                given = body_id.encode("utf-8", "replace") if body_id else None
+                self.request_id = client_request_id(given) or new_request_id().encode()
+            self.body_id = body_id
+        elif self.request_id is None:
+            generated = new_request_id()  # ASCII: one string, its bytes for the header
+            self.request_id = generated.encode()
+            self.body_id = generated
+        else:
+            self.body_id = self.request_id.decode("latin-1")
         self.request = request
         return variant
 
@@ -159,22 +183,32 @@ class Exchange:
             )
         if route.shadows:
             self.route_def.mirror.mirror(route, request.feeds, request.n_rows, variant, outputs)
-        name = variant.model
-        if self.route_def.oip:
-            payload, binary_length = encode_infer_response(
-                name, variant.version, self.body_id, outputs, variant.signature, request
+        route_def, sig = self.route_def, variant.signature
+        binary_length = None
+        if not route_def.oip:
+            payload = encode_predict_response(
+                variant.model, variant.version, self.body_id, outputs, sig
             )
         else:
-            payload = encode_predict_response(
-                name, variant.version, self.body_id, outputs, variant.signature
-            )
-            binary_length = None
+            encoded = None
+            if request.outputs is None and not request.binary_outputs and request.classify is None:
+                # every output as JSON: pre-encoded parts around the values (the same bytes)
+                encoded = route_def.template(variant).encode(self.body_id, outputs)
+            if encoded is None:
+                payload, binary_length = encode_infer_response(
+                    variant.model, variant.version, self.body_id, outputs, sig, request
+                )
+            else:
+                payload = encoded
         variant.requests += 1
         variant.success_ns += elapsed
         variant.last_request_ns = self.started
+        version_header = (H_MODEL_VERSION, variant.version_header)
+        request_id = (H_REQUEST_ID, self.request_id or new_request_id().encode())
         if binary_length is None:
-            return self._reply(200, payload, [JSON_TYPE])
-        return self._reply(200, payload, [OCTET_TYPE, (H_HEADER_LENGTH, b"%d" % binary_length)])
+            return 200, payload, [JSON_TYPE, version_header, request_id]
+        length = (H_HEADER_LENGTH, b"%d" % binary_length)
+        return 200, payload, [OCTET_TYPE, length, version_header, request_id]
 
     def refuse(self, exc: BaseException) -> Reply:
         """The reply to a request that failed anywhere: a GatewayError says what was wrong,
