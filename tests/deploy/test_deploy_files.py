@@ -491,7 +491,9 @@ def readme_cli_lines(text: str) -> list[list[str]]:
     """The modelgate command lines of deploy/README.md, as argument lists (verb first)."""
     found = []
     for line in text.splitlines():
-        tokens = shlex.split(line.replace("\\", " "), comments=True) if "modelgate" in line else []
+        if not (line.lstrip().startswith("modelgate") or "--entrypoint" in line):
+            continue  # prose that names a verb is not a command line
+        tokens = shlex.split(line.replace("\\", " "), comments=True)
         if tokens[:1] == ["modelgate"]:
             found.append(tokens[1:])
         elif "--entrypoint" in tokens and tokens[tokens.index("--entrypoint") + 1] == "modelgate":

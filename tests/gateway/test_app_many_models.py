@@ -52,7 +52,8 @@ async def add_models(home: Path, names: list[str]) -> None:
 
 
 def ort_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("ort-")]
+    """The gateway's pool threads (not the process-wide default pool of earlier tests)."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("ort-pool")]
 
 
 async def test_a_hundred_loaded_versions_share_a_bounded_number_of_threads(zoo_home: Path):
