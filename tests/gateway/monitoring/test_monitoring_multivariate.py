@@ -63,8 +63,41 @@ def test_registration_stores_a_model_that_serving_reproduces() -> None:
     snap = window.snapshot()
     errors = model.row_errors(snap.numeric, snap.categorical)
     # the serving encoding is the registration encoding: the same rows, the same errors
-    assert abs(errors.mean() - spec["error_mean"]) < 1e-6
-    assert abs(errors.std(ddof=1) - spec["error_std"]) < 1e-6
+    plan = frame["plan"].map(spec["categorical"]["plan"]).to_numpy()
+    x = np.column_stack([frame[NAMES].to_numpy().astype(np.float32), plan])
+    z = (x - np.array(spec["mean"])) / np.array(spec["scale"])
+    kept = z @ np.array(spec["components"]).T
+    expected = np.sqrt(np.clip((z * z).sum(axis=1) - (kept * kept).sum(axis=1), 0, None))
+    assert np.allclose(errors, expected, rtol=0, atol=1e-6)  # float32 rounding apart
+    # the stored spread is of rows held out of the fit: at or a little above in-sample
+    assert errors.mean() <= spec["error_mean"] < errors.mean() * 1.02
+    assert abs(spec["error_std"] / errors.std(ddof=1) - 1) < 0.05
+
+
+def test_a_stationary_stream_of_30_columns_raises_no_alarm_over_a_full_ring() -> None:
+    """In-sample errors sit below new rows' errors (the PCA fits its rows' noise too): with
+    30 columns (6 blocks of 5 sharing a factor, 10 components kept) the in-sample mean
+    flagged 4 of these 10 stationary 10,000-row windows."""
+
+    def rows(n: int) -> np.ndarray:
+        factors = rng.normal(size=(n, 6, 1))
+        return (0.7 * factors + np.sqrt(1 - 0.49) * rng.normal(size=(n, 6, 5))).reshape(n, 30)
+
+    rng = np.random.default_rng(5)
+    names = [f"x{j}" for j in range(30)]
+    schema = {"task": "regression", "features": [{"name": n, "kind": "numerical"} for n in names],
+              "value_output": "value"}  # fmt: skip
+    reference = build_reference(
+        schema, pd.DataFrame(rows(5000), columns=names), {"value": np.zeros(5000)}
+    )
+    window = PredictionWindow(reference, capacity=10_000)
+    model = ReconstructionModel.from_reference(reference, window.reference)
+    assert model is not None
+    verdicts = []
+    for _ in range(10):
+        window.record(rows(10_000), None, np.zeros(10_000), None, 0.0)
+        verdicts.append(model.check(window.snapshot(), min_samples=200).drifted)
+    assert verdicts == [False] * 10
 
 
 def test_correlation_flip_is_flagged_by_the_multivariate_check_only() -> None:
