@@ -45,7 +45,7 @@ HERE = Path(__file__).parent
 PEER_TIMEOUT_S = 3600.0
 # the peers' windows are independent: this many forked processes share them (Evidently's
 # report costs seconds of CPU per window; the modelgate side needs no such help)
-PEER_WORKERS = 3
+PEER_WORKERS = 6
 
 
 def write_streams(
@@ -144,7 +144,7 @@ def run(config: Config, quick: bool, with_peers: bool = True) -> dict[str, Any]:
         "load_average": load,
         "cores": os.cpu_count(),
         "wall_s": time.perf_counter() - started,
-        "command": shlex.join(["python -m benchmarks.drift_quality", *sys.argv[1:]]),
+        "command": " ".join(["python -m benchmarks.drift_quality", shlex.join(sys.argv[1:])]),
     }
 
 
