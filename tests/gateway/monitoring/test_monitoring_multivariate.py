@@ -76,6 +76,32 @@ def test_registration_stores_a_model_that_serving_reproduces() -> None:
     assert model.row_errors(seen.numeric, seen.categorical).mean() < spec["error_mean"]
 
 
+def test_a_stationary_stream_of_30_columns_raises_no_alarm_over_a_full_ring() -> None:
+    """In-sample errors sit below new rows' errors (the PCA fits its rows' noise too): with
+    30 columns (6 blocks of 5 sharing a factor, 10 components kept) the in-sample mean
+    flagged 4 of these 10 stationary 10,000-row windows."""
+
+    def rows(n: int) -> np.ndarray:
+        factors = rng.normal(size=(n, 6, 1))
+        return (0.7 * factors + np.sqrt(1 - 0.49) * rng.normal(size=(n, 6, 5))).reshape(n, 30)
+
+    rng = np.random.default_rng(5)
+    names = [f"x{j}" for j in range(30)]
+    schema = {"task": "regression", "features": [{"name": n, "kind": "numerical"} for n in names],
+              "value_output": "value"}  # fmt: skip
+    reference = build_reference(
+        schema, pd.DataFrame(rows(5000), columns=names), {"value": np.zeros(5000)}
+    )
+    window = PredictionWindow(reference, capacity=10_000)
+    model = ReconstructionModel.from_reference(reference, window.reference)
+    assert model is not None
+    verdicts = []
+    for _ in range(10):
+        window.record(rows(10_000), None, np.zeros(10_000), None, 0.0)
+        verdicts.append(model.check(window.snapshot(), min_samples=200).drifted)
+    assert verdicts == [False] * 10
+
+
 def test_correlation_flip_is_flagged_by_the_multivariate_check_only() -> None:
     rng, reference, window = setup(11, 2000)
     feed(window, rows(rng, 2000, -0.8))  # same marginals, the relation of a and b reversed

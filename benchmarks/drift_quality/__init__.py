@@ -1,0 +1,1 @@
+"""Drift-quality benchmark: modelgate against Evidently and NannyML."""
