@@ -122,6 +122,12 @@ class ParsedVersions:
             stage_changed_at=head["stage_changed_at"],
         )
 
+    def from_row(self, row: Row, aliases: tuple[str, ...]) -> ModelVersion:
+        """The version of a full ``versions`` row (``SELECT *``), its body parsed only if
+        not cached yet."""
+        self.add((row,))
+        return self.version(row, aliases)
+
     def retain(self, heads: Iterable[Row]) -> None:
         """Forget every body but these versions' (after a read of the whole registry)."""
         keep = {_key(row) for row in heads}

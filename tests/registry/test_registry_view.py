@@ -218,3 +218,24 @@ async def test_what_changes_after_registration_is_read_fresh(registry: SqliteReg
     assert after.deployment.routes == (Route("1.1.0", 100.0),) and after.deployment.sticky
     assert after.versions == tuple(await registry.list_versions("churn"))
     assert registry.parsed_versions_info().parsed == 2
+
+
+async def test_get_version_shares_the_parsed_bodies_and_reads_stage_fresh(
+    registry: SqliteRegistry, new_version
+):
+    await registry.register_version("churn", new_version(b"a"), version="1.0.0")
+    start = registry.parsed_versions_info().parsed
+    first = await registry.get_version("churn", "1.0.0")
+    await registry.set_stage("churn", "1.0.0", Stage.STAGING)
+    await registry.save_evaluation("churn", "1.0.0", {"rmse": 0.5})
+    await registry.set_alias("churn", "best", "1.0.0")
+    again = await registry.get_version("churn", "best")
+    view = await registry.serving_view("churn")
+    assert first.stage == Stage.NONE and first.evaluation is None
+    assert (again.stage, again.evaluation, again.aliases) == (
+        Stage.STAGING,
+        {"rmse": 0.5},
+        ("best",),
+    )
+    assert again.schema is first.schema and view.models[0].versions[0] == again
+    assert registry.parsed_versions_info().parsed - start == 1
