@@ -182,8 +182,21 @@ class Publisher:
                 starting.model_done(ms)
             return replaced
 
+        if starting is None:
+            # an admin change touches one model: no coroutine for the others' hundred
+            states = [ms for ms in states if self._misses(ms)]
         done = await asyncio.gather(*(one_model(ms) for ms in states))
         return [variant for model in done for variant in model if variant is not None]
+
+    def _misses(self, ms: ModelState) -> bool:
+        """Whether a version the model needs is not loaded with its registered bytes (or
+        not registered: ``_load_one`` records that)."""
+        for name in ms.needed():
+            version = ms.version(name)
+            current = self.loaded.get((ms.name, name))
+            if version is None or current is None or current.sha256 != version.artifact_sha256:
+                return True
+        return False
 
     async def _load_one(
         self, ms: ModelState, name: str, source: ServingRegistry, limit: asyncio.Semaphore

@@ -39,6 +39,7 @@ from registry.backend import redact
 from registry.errors import ArtifactError, RegistryError
 from registry.home import HomePaths
 from registry.models import RegistryView
+from registry.parsed_versions import ParsedVersions
 from registry.postgres import blobs
 from registry.postgres.listen import ChangeListener
 from registry.postgres.schema import CHANNEL, WRITE_LOCK, migrate
@@ -78,6 +79,7 @@ class PostgresRegistry(SqliteRegistry):
         self.artifacts = ArtifactStore(home.artifacts)
         self._pool = pool
         self._closed = False
+        self._parsed = ParsedVersions()
         # False when opened without the database (open_postgres(connect=False)): the first
         # connection that succeeds brings the schema up to date before anything else runs
         self._migrated = migrated
@@ -154,7 +156,7 @@ class PostgresRegistry(SqliteRegistry):
         self, model: str | None = None, *, state_prefix: str | tuple[str, ...] | None = None
     ) -> RegistryView:
         async with self._read() as txn:
-            return await read_view(txn, model, state_prefix)
+            return await read_view(txn, model, state_prefix, self._parsed)
 
     async def generation(self) -> int:
         async with self._connection() as conn:

@@ -31,6 +31,7 @@ from registry.base import ChangeFeed
 from registry.errors import ArtifactError, InvalidVersion, NotFound, RegistryError, VersionExists
 from registry.home import HomePaths
 from registry.models import AuditEntry, Model, ModelVersion, NewVersion, RegistryView
+from registry.parsed_versions import CacheInfo, ParsedVersions
 from registry.rows import (
     MODEL_SQL,
     audit_from_row,
@@ -57,6 +58,7 @@ class SqliteRegistry(OutcomesMixin, VersionsMixin):
         super().__init__(db, home.database)
         self.home = home
         self.artifacts = ArtifactStore(home.artifacts)
+        self._parsed = ParsedVersions()
 
     def change_feed(self) -> ChangeFeed | None:
         """None: SQLite has no notifications; watchers poll the (cheap) generation."""
@@ -68,9 +70,14 @@ class SqliteRegistry(OutcomesMixin, VersionsMixin):
         """Every model (or just ``model``: NotFound if unknown) with its versions, deployment
         and rollback target, the generation, and the state values whose key starts with
         ``state_prefix``: one consistent snapshot, read in one thread round trip."""
+        parsed = self._parsed
         return await self._direct.call(
-            lambda conn: read_snapshot(conn, lambda c: read_view(c, model, state_prefix))
+            lambda conn: read_snapshot(conn, lambda c: read_view(c, model, state_prefix, parsed))
         )
+
+    def parsed_versions_info(self) -> CacheInfo:
+        """How many version bodies the serving views parsed, and how many they reused."""
+        return self._parsed.info()
 
     async def commit_and_view(
         self,
@@ -89,7 +96,7 @@ class SqliteRegistry(OutcomesMixin, VersionsMixin):
         def unit(conn: sqlite3.Connection) -> tuple[T, RegistryView, tuple[int, ...] | None]:
             result = run_write(conn, body)
             signature = ops.files_signature(self._database)  # before the read, as generation()
-            view = read_snapshot(conn, lambda c: read_view(c, None, state_prefix))
+            view = read_snapshot(conn, lambda c: read_view(c, None, state_prefix, self._parsed))
             return result, view, signature
 
         read_at = time.monotonic()

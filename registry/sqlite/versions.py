@@ -13,6 +13,7 @@ from typing import Any
 from registry.deployment import validate_deployment
 from registry.errors import InvalidDeployment, NotFound, RegistryError
 from registry.models import Deployment, ModelVersion, Route, Stage
+from registry.parsed_versions import ParsedVersions
 from registry.rows import (
     PREVIOUS_PRODUCTION_SQL,
     check_alias,
@@ -33,6 +34,8 @@ def _superseded(version: str, reason: str) -> str:
 
 
 class VersionsMixin(ops.SqliteBase):
+    _parsed: ParsedVersions  # the store's parsed version bodies, shared with serving views
+
     # --- reads -----------------------------------------------------------------
     async def list_versions(self, model: str) -> list[ModelVersion]:
         async with self._read() as txn:
@@ -45,7 +48,11 @@ class VersionsMixin(ops.SqliteBase):
 
     async def get_version(self, model: str, version: str) -> ModelVersion:
         async with self._read() as txn:
-            return await ops.version_of(txn, await ops.resolve(txn, model, version))
+            row = await ops.resolve(txn, model, version)
+            aliases = await ops.aliases_by_version(txn, model)
+        # the body parsed once per process (the retraining monitor reads every production
+        # version each round, on the event loop)
+        return self._parsed.from_row(row, aliases.get(row["version"], ()))
 
     async def previous_production(self, model: str) -> ModelVersion | None:
         async with self._read() as txn:

@@ -262,3 +262,32 @@ async def test_merged_batches_are_recorded_once_per_onnxruntime_call(zoo_home, m
     )
     window = drift.json()["versions"][0]["window"]
     assert window["size"] == 40 and window["recorded_total"] == 40
+
+
+async def test_the_tick_lets_requests_in_between_its_flushes(gateway, monkeypatch):
+    """The 1 s tick flushes ``FLUSHES_PER_TURN`` recorders per loop turn, then lets the loop
+    run: with many models one tick of every version must not hold the loop in one go."""
+    import gateway.monitoring.timers as timers
+
+    tasks = gateway.state.monitoring.tasks
+    await tasks.stop()  # no periodic tick of its own in between (the lifespan stops it again)
+    clf = [r for r in gateway.state.monitoring.recorders() if r.model == "clf"]
+    assert len(clf) >= 2
+    for recorder in clf:
+        url = f"/v2/models/clf/versions/{recorder.version}/infer"
+        assert (await gateway.http.post(url, json=oip(ROWS[:1]))).status_code == 200
+    before = [r.requests for r in clf]
+    monkeypatch.setattr(timers, "FLUSHES_PER_TURN", 1)
+    seen: list[list[int]] = []
+
+    async def watch() -> None:
+        while not tick.done():
+            seen.append([r.requests for r in clf])
+            await asyncio.sleep(0)
+
+    tick = asyncio.create_task(tasks._tick_async())
+    await asyncio.gather(tick, watch())
+    after = [r.requests for r in clf]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1] * len(clf)
+    # the watcher ran while the tick had flushed some clf versions and not yet others
+    assert any(before != state != after for state in seen), seen

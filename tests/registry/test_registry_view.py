@@ -165,3 +165,77 @@ async def test_a_change_planned_on_an_older_generation_is_refused_and_writes_not
     current = await registry.generation()
     staged = await registry.set_stage("churn", "1.1.0", Stage.STAGING, expect_generation=current)
     assert staged.stage == Stage.STAGING
+
+
+async def test_each_versions_stored_json_is_parsed_once_across_views(
+    registry: SqliteRegistry, new_version
+):
+    reference = {"features": {"a": {"edges": [0.0, 1.0], "fractions": [1.0]}}}
+    for model in ("churn", "fraud"):
+        for version in ("1.0.0", "1.1.0"):
+            payload = f"{model}-{version}".encode()
+            await registry.register_version(
+                model, new_version(payload, reference=reference), version=version
+            )
+    start = registry.parsed_versions_info()
+    for _ in range(3):
+        view = await registry.serving_view()
+        assert view.models[1].versions[1].reference == reference
+    await registry.serving_view("fraud")
+    info = registry.parsed_versions_info()
+    assert info.parsed - start.parsed == 4
+    assert info.built - start.built == 3 * 4 + 2
+    assert info.size == 4
+
+    # a version registered later is parsed on the next view, the others still are not
+    await registry.register_version("fraud", new_version(b"fraud-2"), version="2.0.0")
+    view = await registry.serving_view()
+    assert [v.version for v in view.models[1].versions] == ["1.0.0", "1.1.0", "2.0.0"]
+    assert registry.parsed_versions_info().parsed - start.parsed == 5
+
+
+async def test_what_changes_after_registration_is_read_fresh(registry: SqliteRegistry, new_version):
+    await registry.register_version("churn", new_version(b"a"), version="1.0.0")
+    await registry.register_version("churn", new_version(b"b"), version="1.1.0")
+    first = (await registry.serving_view()).models[0]
+    assert [v.stage for v in first.versions] == [Stage.NONE, Stage.NONE]
+    assert first.versions[0].evaluation is None
+
+    await registry.set_stage("churn", "1.0.0", Stage.PRODUCTION)
+    await registry.set_stage("churn", "1.1.0", Stage.PRODUCTION)
+    await registry.set_alias("churn", "champion", "1.1.0")
+    await registry.save_evaluation("churn", "1.0.0", {"auc": 0.91})
+    await registry.set_deployment(
+        replace(first.deployment, routes=(Route("1.1.0", 100.0),), sticky=True)
+    )
+    after = (await registry.serving_view()).models[0]
+    old, new = after.versions
+    assert (old.stage, new.stage) == (Stage.ARCHIVED, Stage.PRODUCTION)
+    assert old.stage_changed_at >= first.versions[0].stage_changed_at
+    assert new.aliases == ("champion",)
+    assert old.evaluation == {"auc": 0.91}
+    assert after.previous is not None and after.previous.version == "1.0.0"
+    assert after.deployment.routes == (Route("1.1.0", 100.0),) and after.deployment.sticky
+    assert after.versions == tuple(await registry.list_versions("churn"))
+    assert registry.parsed_versions_info().parsed == 2
+
+
+async def test_get_version_shares_the_parsed_bodies_and_reads_stage_fresh(
+    registry: SqliteRegistry, new_version
+):
+    await registry.register_version("churn", new_version(b"a"), version="1.0.0")
+    start = registry.parsed_versions_info().parsed
+    first = await registry.get_version("churn", "1.0.0")
+    await registry.set_stage("churn", "1.0.0", Stage.STAGING)
+    await registry.save_evaluation("churn", "1.0.0", {"rmse": 0.5})
+    await registry.set_alias("churn", "best", "1.0.0")
+    again = await registry.get_version("churn", "best")
+    view = await registry.serving_view("churn")
+    assert first.stage == Stage.NONE and first.evaluation is None
+    assert (again.stage, again.evaluation, again.aliases) == (
+        Stage.STAGING,
+        {"rmse": 0.5},
+        ("best",),
+    )
+    assert again.schema is first.schema and view.models[0].versions[0] == again
+    assert registry.parsed_versions_info().parsed - start == 1

@@ -75,6 +75,8 @@ class HistogramSlot:
         check_bulk_histogram(child, len(bounds) + 1)
 
     def flush(self) -> None:
+        if self.data == self._done:
+            return  # idle since the last flush (most versions, when traffic is spread thin)
         snap = self.data.copy()
         done = self._done
         deltas = [now - before for now, before in zip(snap, done, strict=True)]
@@ -103,6 +105,8 @@ class CounterSlots:
             self.children[index] = self.bind(index)
 
     def flush(self) -> None:
+        if self.data == self._done:
+            return
         snap = self.data.copy()
         for i, (now, before) in enumerate(zip(snap, self._done, strict=True)):
             if now != before:

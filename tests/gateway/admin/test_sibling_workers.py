@@ -70,13 +70,20 @@ async def test_changes_succeed_while_another_process_keeps_committing(zoo_home) 
         stack.push_async_callback(other.close)
         stop = asyncio.Event()
 
+        committed = [0]
+
         async def keep_committing() -> int:
-            writes = 0
             while not stop.is_set():
-                await other.set_alias("clf", "moving", ("1.0.0", "1.1.0")[writes % 2])
-                writes += 1
+                await other.set_alias("clf", "moving", ("1.0.0", "1.1.0")[committed[0] % 2])
+                committed[0] += 1
                 await asyncio.sleep(0.002)
-            return writes
+            return committed[0]
+
+        async def another_commit() -> None:
+            """Wait for the other process's next commit (changes are faster than its loop)."""
+            target = committed[0] + 1
+            while committed[0] < target:
+                await asyncio.sleep(0.001)
 
         writer = asyncio.create_task(keep_committing())
         first = await worker.post(
@@ -85,10 +92,12 @@ async def test_changes_succeed_while_another_process_keeps_committing(zoo_home) 
         assert first.status_code == 200, first.text
         expected = ["1.1.0"]
         for _ in range(8):
+            await another_commit()
             rolled = await worker.post("/admin/models/clf/rollback", json={"reason": "race"})
             assert rolled.status_code == 200, rolled.text
             expected.append("1.0.0" if expected[-1] == "1.1.0" else "1.1.0")
             assert rolled.json()["production"] == expected[-1]
+        await another_commit()
         stop.set()
         writes = await writer
 

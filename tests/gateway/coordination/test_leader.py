@@ -134,3 +134,30 @@ async def test_the_mutex_serialises_coroutines_of_one_process(tmp_path: Path) ->
 
     await asyncio.gather(*(critical(n) for n in range(5)))
     assert overlaps == []
+
+
+async def test_coroutines_of_one_process_take_the_mutex_in_arrival_order(tmp_path: Path) -> None:
+    """Waiters of one loop queue instead of racing each other's 5 ms polls: each gets the
+    mutex as soon as the one before lets go, in the order they asked, and a waiter that gives
+    up leaves the queue intact."""
+    path = tmp_path / "rollout.lock"
+    order: list[int] = []
+    release = asyncio.Event()
+
+    async def change(n: int) -> None:
+        async with FileMutex(path, poll_s=3600.0):  # a poll would never come back in time
+            order.append(n)
+            if n == 0:
+                await release.wait()
+
+    tasks = [asyncio.create_task(change(n)) for n in range(4)]
+    await asyncio.sleep(0.01)
+    assert order == [0]
+    with pytest.raises(ControlPlaneBusy, match="locked by another change"):
+        async with FileMutex(path, timeout_s=0.05):
+            pass
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert order == [0, 1, 2, 3]
+    async with FileMutex(path, timeout_s=0.1):
+        pass
