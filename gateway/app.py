@@ -180,7 +180,7 @@ def create_app(
     state = GatewayState(
         settings=settings,
         holder=SnapshotHolder(),
-        mirror=ShadowMirror(settings.shadow_queue),
+        mirror=ShadowMirror(settings.shadow_queue, cpu_share=settings.shadow_cpu_share),
         auth=AdminAuth(token),
         token_path=token_path,
         registry_link=RegistryLink() if is_postgres_url(settings.registry_url) else None,

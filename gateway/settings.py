@@ -92,6 +92,8 @@ class Settings:
     # and warm-up are CPU-bound; each model is published as soon as it is ready)
     load_concurrency: int = 0
     shadow_queue: int = 1024
+    # share of one core the shadow thread may use; past it copies wait, then are dropped
+    shadow_cpu_share: float = 0.1
     poll_interval_ms: int = 250
     ring_capacity: int = 10_000
     # monitoring (metrics on every request, drift windows, health, feedback); off only to
@@ -184,6 +186,10 @@ class Settings:
             (self.inference_threads >= 0, "MODELGATE_INFERENCE_THREADS must be >= 0"),
             (self.load_concurrency >= 0, "MODELGATE_LOAD_CONCURRENCY must be >= 0"),
             (self.shadow_queue >= 1, "MODELGATE_SHADOW_QUEUE must be at least 1"),
+            (
+                0 < self.shadow_cpu_share <= 1,
+                "MODELGATE_SHADOW_CPU_SHARE must be in (0, 1]",
+            ),
             (self.poll_interval_ms >= 10, "MODELGATE_POLL_INTERVAL_MS must be at least 10"),
             (
                 self.registry_url is None or is_known_registry_url(self.registry_url),
@@ -344,6 +350,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "inference_threads": ("MODELGATE_INFERENCE_THREADS", _int),
     "load_concurrency": ("MODELGATE_LOAD_CONCURRENCY", _int),
     "shadow_queue": ("MODELGATE_SHADOW_QUEUE", _int),
+    "shadow_cpu_share": ("MODELGATE_SHADOW_CPU_SHARE", _number),
     "poll_interval_ms": ("MODELGATE_POLL_INTERVAL_MS", _int),
     "ring_capacity": ("MODELGATE_RING_CAPACITY", _int),
     "monitoring": ("MODELGATE_MONITORING", _switch),

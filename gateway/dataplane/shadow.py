@@ -172,11 +172,15 @@ class ShadowMirror:
     """Bounded backlog + the shadow thread; ``stats_for`` hands out the per-version aggregates.
 
     ``maxsize`` bounds the copies waiting (``MODELGATE_SHADOW_QUEUE``); ``batch_rows`` the
-    rows the thread runs per batch."""
+    rows the thread runs per batch; ``cpu_share`` the share of one core the thread may use
+    (``MODELGATE_SHADOW_CPU_SHARE``)."""
 
-    def __init__(self, maxsize: int = 1024, *, batch_rows: int = BATCH_ROWS) -> None:
+    def __init__(
+        self, maxsize: int = 1024, *, batch_rows: int = BATCH_ROWS, cpu_share: float = 1.0
+    ) -> None:
         self.maxsize = maxsize
         self.batch_rows = batch_rows
+        self.cpu_share = cpu_share
         self._backlog: deque[Copy] = deque()
         self._thread: ShadowThread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -235,7 +239,13 @@ class ShadowMirror:
             return
         self._loop = asyncio.get_running_loop()
         self._closed = False
-        self._thread = ShadowThread(self._backlog, self._post, compare, batch_rows=self.batch_rows)
+        self._thread = ShadowThread(
+            self._backlog,
+            self._post,
+            compare,
+            batch_rows=self.batch_rows,
+            cpu_share=self.cpu_share,
+        )
         self._thread.start()
         if self._backlog:
             self._thread.wake()

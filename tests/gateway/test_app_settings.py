@@ -46,6 +46,7 @@ def test_every_variable_is_cast(tmp_path):
         "MODELGATE_INFERENCE_MODE": "Thread",
         "MODELGATE_ORT_INTRA_OP_THREADS": "2",
         "MODELGATE_SHADOW_QUEUE": "16",
+        "MODELGATE_SHADOW_CPU_SHARE": "0.25",
         "MODELGATE_POLL_INTERVAL_MS": "100",
         "MODELGATE_RING_CAPACITY": "500",
     }
@@ -54,6 +55,7 @@ def test_every_variable_is_cast(tmp_path):
     assert settings.batching is False and settings.max_batch_delay_s == pytest.approx(0.0015)
     assert settings.inference_mode == "thread" and settings.ort_intra_op_threads == 2
     assert settings.ring_capacity == 500 and settings.admin_token == "tok"
+    assert settings.shadow_cpu_share == 0.25
     # round trip through the environment (how uvicorn workers get their settings)
     assert Settings.from_environ(settings.to_environ()) == settings
 
@@ -72,6 +74,8 @@ def test_cli_overrides_win_and_none_falls_back(tmp_path):
         ("MODELGATE_PORT", "70000", "port"),
         ("MODELGATE_BATCHING", "maybe", "on or off"),
         ("MODELGATE_INFERENCE_MODE", "gpu", "auto, inline, thread"),
+        ("MODELGATE_SHADOW_CPU_SHARE", "0", "MODELGATE_SHADOW_CPU_SHARE"),
+        ("MODELGATE_SHADOW_CPU_SHARE", "1.5", "MODELGATE_SHADOW_CPU_SHARE"),
         ("MODELGATE_MAX_BATCH_SIZE", "0", "MODELGATE_MAX_BATCH_SIZE"),
         ("MODELGATE_MAX_BATCH_DELAY_MS", "soon", "MODELGATE_MAX_BATCH_DELAY_MS"),
         ("MODELGATE_MAX_BODY_BYTES", "10", "MODELGATE_MAX_BODY_BYTES"),
