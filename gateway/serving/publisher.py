@@ -326,7 +326,8 @@ class Publisher:
 
 
 class _Progress:
-    """Start-up publishing: every model known from the first view, each one's route
+    """Start-up publishing: every model known from the first view (published at once, each
+    answering 503 until loaded), each one's route
     rebuilt (and a ``loaded=False`` snapshot published) as soon as its versions are done,
     so a model answers ready while others still load."""
 
@@ -340,6 +341,11 @@ class _Progress:
             ms.name: _unloaded_route(ms) if ms.unloaded else publisher._build_route(ms, old)
             for ms in states
         }
+        # every model known at once, before any has loaded: a request for one that is
+        # still loading is a 503, never a 404 (a replacement worker accepts at once)
+        publisher.holder.current = Snapshot(
+            MappingProxyType(dict(self.routes)), generation, loaded=False
+        )
 
     def model_done(self, ms: ModelState) -> None:
         if ms.unloaded:

@@ -150,3 +150,35 @@ async def test_each_model_answers_ready_once_loaded_while_another_still_loads(zo
         assert (await http.post("/predict/slow", json=ROW)).status_code == 200
         # the background services started once the first publish was complete
         assert served.state.watcher is not None
+
+
+async def test_before_any_model_has_loaded_a_known_model_is_503_not_404(zoo_home: Path):
+    """A worker that listens at once (a replacement for a killed one) must not answer 404
+    for the models it is still loading: clients would read "no such model"."""
+    gate = asyncio.Event()
+    started: list[str] = []
+
+    async def gated_load(registry, version, settings, pool=None):
+        started.append(version.model)
+        await gate.wait()
+        return await load_variant(registry, version, settings, pool)
+
+    settings = gateway_settings(zoo_home, TOKEN)
+    app = create_app(settings, listen_while_loading=True, load=gated_load)
+    async with running(app) as served:
+        http = served.http
+
+        async def loads_started() -> list[str]:
+            return started
+
+        await wait_until_async(loads_started, 60, 0.02, bool, "a load started")
+        assert served.state.holder.current.models  # every model known, none loaded
+        reply = await http.post("/predict/clf", json=ROW)
+        assert reply.status_code == 503, reply.text
+        assert (await http.get("/v2/models/clf/ready")).status_code == 503
+        assert (await http.post("/predict/nope", json=ROW)).status_code == 404
+        gate.set()
+        await wait_until_async(
+            lambda: http.get("/v2/health/ready"), 120, 0.05, lambda r: r.status_code == 200, "ready"
+        )
+        assert (await http.post("/predict/clf", json=ROW)).status_code == 200
