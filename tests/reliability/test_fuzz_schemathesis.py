@@ -185,10 +185,24 @@ def _restore_serving(server: GatewayProcess, model: str) -> str:
     production = view["production_version"]
     if production is None:
         production = view["latest_version"]
-        body = {"version": production, "force": True, "reason": "after fuzzing"}
-        switched = server.fresh(
-            "POST", f"/admin/models/{model}/switch", json=body, headers=server.auth
+        # a version must be loaded to become production: stage it (loaded by the worker
+        # that takes the change), then switch, retrying while the change lands on the
+        # other worker before its watcher has loaded the version too
+        staged = server.fresh(
+            "POST",
+            f"/admin/models/{model}/versions/{production}/stage",
+            json={"stage": "staging", "reason": "after fuzzing"},
+            headers=server.auth,
         )
+        assert staged.status_code == 200 or "already staging" in staged.text, staged.text
+        body = {"version": production, "force": True, "reason": "after fuzzing"}
+        for _ in range(100):
+            switched = server.fresh(
+                "POST", f"/admin/models/{model}/switch", json=body, headers=server.auth
+            )
+            if switched.status_code != 409:
+                break
+            time.sleep(0.1)
         assert switched.status_code == 200, switched.text
     reset = server.fresh(
         "PUT",

@@ -70,10 +70,15 @@ class GatewayProcess:
         return self
 
     def _ready(self) -> bool:
+        """Ready on 8 fresh connections in a row: with several workers, each listening
+        while it loads, one worker's 200 does not mean the others are ready."""
         if self.proc.poll() is not None:
             raise AssertionError(f"server exited:\n{self.log.read_text()}")
         try:
-            return httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200
+            return all(
+                httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200
+                for _ in range(8)
+            )
         except httpx.HTTPError:
             return False
 
