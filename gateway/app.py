@@ -29,7 +29,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -40,6 +40,7 @@ from starlette.responses import Response
 from gateway.admin.auth import AdminAuth, resolve_admin_token
 from gateway.admin.responses import error_response
 from gateway.admin.statuses import status_for
+from gateway.coordination.siblings import SiblingReadiness
 from gateway.dataplane.http.asgi import Receive, Scope, Send
 from gateway.dataplane.shadow import ShadowMirror
 from gateway.dataplane.snapshot import SnapshotHolder
@@ -49,6 +50,7 @@ from gateway.experiments.outcomes import RegistryOutcomeSink
 from gateway.experiments.running import RunningExperiments
 from gateway.lifecycle import start_lifecycle, stop_lifecycle
 from gateway.monitoring.binder import Monitoring, shared_feedback_dir
+from gateway.monitoring.metrics.multiproc import multiprocess_dir
 from gateway.monitoring.metrics.prometheus import MetricsRegistry
 from gateway.monitoring.timers import start_monitoring, stop_monitoring
 from gateway.routes import HotPaths, build_routes
@@ -165,6 +167,7 @@ def create_app(
     metrics: MetricsRegistry | None = None,
     listen_while_loading: bool = False,
     load: Loader = load_variant,
+    on_started: Callable[[], None] | None = None,
 ) -> Starlette:
     """The gateway app; ``freeze_gc`` (serving processes) moves everything alive after the
     first load out of the collector's reach, so full collections stop rescanning models
@@ -175,7 +178,8 @@ def create_app(
     listens while versions load and answers readiness per model as each is ready (then
     the watcher and the ``SERVICES`` start). Without it (in-process use, tests) the
     lifespan returns when everything is loaded and started. ``load`` turns a version into
-    a ``Variant`` (``serving.loader.load_variant``; tests wrap it to hold one load)."""
+    a ``Variant`` (``serving.loader.load_variant``; tests wrap it to hold one load).
+    ``on_started`` runs once the start-up is complete (the snapshot counts as loaded)."""
     token, token_path = resolve_admin_token(settings)
     state = GatewayState(
         settings=settings,
@@ -241,6 +245,8 @@ def create_app(
                 gc.collect()
                 gc.freeze()
             await publisher.mark_loaded()
+            if on_started is not None:
+                on_started()
 
         starting: asyncio.Task[None] | None = None
         try:
@@ -296,6 +302,14 @@ def setup_logging() -> None:
 
 
 def create_app_from_env() -> Starlette:
-    """uvicorn factory (``--workers``): settings from MODELGATE_* variables."""
+    """uvicorn factory (``--workers``): settings from MODELGATE_* variables. A worker
+    started after a sibling finished its start-up (uvicorn replacing one that died) loads
+    before it accepts, so the siblings answer meanwhile instead of it answering 503."""
     setup_logging()
-    return create_app(Settings.from_environ(), freeze_gc=True, listen_while_loading=True)
+    siblings = SiblingReadiness(multiprocess_dir())
+    return create_app(
+        Settings.from_environ(),
+        freeze_gc=True,
+        listen_while_loading=not siblings.sibling_serves(),
+        on_started=siblings.mark_serving,
+    )

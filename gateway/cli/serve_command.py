@@ -25,6 +25,7 @@ from gateway.admin.auth import resolve_admin_token
 from gateway.cli.common import actor, common_options
 from gateway.cli.extras import CONVERT, needs_extra
 from gateway.cli.output import CLIError
+from gateway.coordination.siblings import SiblingReadiness
 from gateway.dataplane.http.fastpath import http_protocol
 from gateway.monitoring.metrics.multiproc import ENV_VAR as MULTIPROC_ENV
 from gateway.monitoring.metrics.multiproc import prepare_multiprocess_dir
@@ -188,6 +189,7 @@ def shared_directory() -> Path | None:
         except (OSError, ValueError) as exc:
             raise CLIError(f"{MULTIPROC_ENV}={given}: {exc}") from None
         shutil.rmtree(directory / "feedback", ignore_errors=True)
+        SiblingReadiness(directory).clear()
     else:
         created = Path(tempfile.mkdtemp(prefix="modelgate-"))
         directory = prepare_multiprocess_dir(created / "metrics")
