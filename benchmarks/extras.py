@@ -32,6 +32,7 @@ class Extra:
 EXTRAS: tuple[Extra, ...] = (
     Extra("big_batch", "big_batch", 600.0),  # 1,000-row binary requests vs ORT in process
     Extra("drift_quality", "drift_quality", 7200.0),  # builds its peers' venv once
+    Extra("label_free_cost", "label_free_cost", 300.0),  # label-free monitors per drift cycle
     Extra("request_cost", "request_cost", 1200.0),  # one request's microseconds, vs null server
     Extra("scale", "scale", 2400.0),  # a hundred models on one gateway
 )
