@@ -169,15 +169,15 @@
     const metrics = [];
     for (const part of text.split(",")) {
       if (!part.trim()) continue;
-      const [name, kind] = part.split(":").map((s) => s.trim());
-      if (!name || !kind) throw new Error("write the metrics as name:kind, e.g. conversion:binary");
+      const [name, kind, extra] = part.split(":").map((s) => s.trim());
+      if (!name || !kind || extra !== undefined) throw new Error("write the metrics as name:kind, e.g. conversion:binary");
       metrics.push({ name: name, kind: kind });
     }
     for (const part of baselinesText.split(",")) {
       if (!part.trim()) continue;
-      const [name, given] = part.split("=").map((s) => s.trim());
+      const [name, given, extra] = part.split("=").map((s) => s.trim());
       const numbers = (given || "").split("/").map((s) => (s.trim() === "" ? NaN : Number(s)));
-      if (!name || numbers.length > 2 || !numbers.every(Number.isFinite)) {
+      if (!name || extra !== undefined || numbers.length > 2 || !numbers.every(Number.isFinite)) {
         throw new Error("write the baselines as name=rate or name=mean/sd, e.g. conversion=0.1");
       }
       const metric = metrics.find((m) => m.name === name);
