@@ -110,6 +110,17 @@ def _field(ident: str, label: str, kind: str = "text", extra: str = "") -> str:
     )
 
 
+def _select(ident: str, label: str, options: tuple[str, ...]) -> str:
+    choices = "".join(f'<option value="{o}">{o}</option>' for o in options)
+    return f'<label for="{ident}">{label}</label><select id="{ident}">{choices}</select>'
+
+
+def _checkbox(ident: str, label: str) -> str:
+    return (
+        f'<label class="check" for="{ident}"><input id="{ident}" type="checkbox"> {label}</label>'
+    )
+
+
 def _action(action: str, title: str, fields: str, button: str, danger: bool = False) -> str:
     cls = ' class="danger"' if danger else ""
     return (
@@ -173,6 +184,41 @@ ACTIONS = (
         "Start rollout",
     )
     + _action("rollout-cancel", "Cancel the rollout", "", "Cancel rollout", danger=True)
+    + _action(
+        "experiment-start",
+        "Start an experiment",
+        _field(
+            "experiment-start-variants",
+            "Variants in percent (control=weight, candidate=weight; sum 100)",
+            extra='required placeholder="1.0.0=50, 1.1.0=50"',
+        )
+        + _field(
+            "experiment-start-metrics",
+            "Metrics (name:kind, …; kind binary, continuous or guardrail)",
+            extra='value="conversion:binary" required',
+        )
+        + _field(
+            "experiment-start-baselines",
+            "Baselines if production has under 100 outcomes (name=rate; continuous name=mean/sd)",
+            extra='placeholder="conversion=0.1, revenue=40/25"',
+        )
+        + _field(
+            "experiment-start-mde",
+            "Minimum detectable effect",
+            "number",
+            'step="any" value="0.05" required',
+        )
+        + _select("experiment-start-mde-kind", "Effect is", ("relative", "absolute"))
+        + _field(
+            "experiment-start-alpha", "Alpha", "number", 'min="0" max="1" step="any" value="0.05"'
+        )
+        + _field(
+            "experiment-start-power", "Power", "number", 'min="0" max="1" step="any" value="0.8"'
+        )
+        + _checkbox("experiment-start-promote", "Promote the winner through the gate at the end"),
+        "Start experiment",
+    )
+    + _action("experiment-stop", "Stop the experiment", "", "Stop experiment", danger=True)
     + "</section>"
 )
 

@@ -29,7 +29,9 @@ def model_href(name: str) -> str:
 def percent(value: float | None, digits: int = 1) -> str:
     if value is None or not math.isfinite(value):
         return "–"
-    return f"{value:.{digits}f}".rstrip("0").rstrip(".") + " %"
+    text = f"{value:.{digits}f}"
+    # trailing zeros of the decimals only: 50 with no decimals stays 50
+    return (text.rstrip("0").rstrip(".") if digits > 0 else text) + " %"
 
 
 def number(value: Any, digits: int = 3) -> str:

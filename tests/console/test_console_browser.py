@@ -194,7 +194,7 @@ def test_rollback_pressed_in_the_page_is_audited_and_served_by_every_worker(
     enter_token(browser, TOKEN)
     wait_for(browser, lambda d: "1.1.0" in text_of(d, "versions"), "the versions did not load")
     wait_for(browser, lambda d: "features" in text_of(d, "drift"), "the drift did not load")
-    browser.set_window_size(1366, 2200)
+    browser.set_window_size(1366, 3200)  # the page with every action form
     screenshot(browser, tmp_path, "console-model.png")
 
     # keyboard only: the reason field, then Enter submits the rollback form

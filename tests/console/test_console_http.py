@@ -56,6 +56,7 @@ async def test_pages_are_shells_with_a_strict_csp(gw) -> None:
     for action in ("rollback", "promote", "traffic", "shadow-add", "shadow-remove"):
         assert f'data-action="{action}"' in model
     assert 'data-action="rollout-start"' in model and 'data-action="rollout-cancel"' in model
+    assert 'data-action="experiment-start"' in model and 'data-action="experiment-stop"' in model
 
 
 async def test_an_unknown_model_page_is_a_404_that_echoes_no_markup(gw) -> None:

@@ -13,6 +13,7 @@
   const $ = (id) => document.getElementById(id);
   let timer = null;
   let trafficFilled = false;
+  let variantsFilled = false;
   let current = null; // the last model data, for the action forms
 
   const token = () => sessionStorage.getItem(KEY) || "";
@@ -125,6 +126,19 @@
       weights.value = data.traffic_split.map((s) => s.version + "=" + s.weight).join(", ");
       trafficFilled = true;
     }
+    const variants = $("experiment-start-variants");
+    if (!variantsFilled && !variants.value && document.activeElement !== variants) {
+      variants.value = defaultVariants(data.model);
+      variantsFilled = true;
+    }
+  }
+
+  // production against the staging version (else the first other live one), half each
+  function defaultVariants(view) {
+    const control = view.production_version;
+    const others = view.versions.filter((v) => v.version !== control && v.stage !== "archived");
+    const candidate = others.find((v) => v.stage === "staging") || others[0];
+    return control && candidate ? control + "=50, " + candidate.version + "=50" : "";
   }
 
   function parseWeights(text) {
@@ -139,6 +153,55 @@
       routes.push({ version: version, weight: value });
     }
     return routes;
+  }
+
+  function parseVariants(text) {
+    const variants = {};
+    for (const route of parseWeights(text)) {
+      if (route.version in variants) throw new Error(route.version + " is listed twice in the variants");
+      variants[route.version] = route.weight;
+    }
+    return variants;
+  }
+
+  // "conversion:binary, revenue:continuous" and "conversion=0.1, revenue=40/25" -> metrics
+  function parseMetrics(text, baselinesText) {
+    const metrics = [];
+    for (const part of text.split(",")) {
+      if (!part.trim()) continue;
+      const [name, kind, extra] = part.split(":").map((s) => s.trim());
+      if (!name || !kind || extra !== undefined) throw new Error("write the metrics as name:kind, e.g. conversion:binary");
+      metrics.push({ name: name, kind: kind });
+    }
+    for (const part of baselinesText.split(",")) {
+      if (!part.trim()) continue;
+      const [name, given, extra] = part.split("=").map((s) => s.trim());
+      const numbers = (given || "").split("/").map((s) => (s.trim() === "" ? NaN : Number(s)));
+      if (!name || extra !== undefined || numbers.length > 2 || !numbers.every(Number.isFinite)) {
+        throw new Error("write the baselines as name=rate or name=mean/sd, e.g. conversion=0.1");
+      }
+      const metric = metrics.find((m) => m.name === name);
+      if (!metric) throw new Error("a baseline for " + name + ", which is not among the metrics");
+      metric.baseline = numbers[0];
+      if (numbers.length === 2) metric.sd = numbers[1];
+    }
+    return metrics;
+  }
+
+  function experimentBody(value, reason) {
+    const body = {
+      variants: parseVariants(value("experiment-start-variants")),
+      metrics: parseMetrics(value("experiment-start-metrics"), value("experiment-start-baselines")),
+      mde: Number(value("experiment-start-mde")),
+      mde_kind: value("experiment-start-mde-kind"),
+      promote_winner: $("experiment-start-promote").checked,
+      reason: reason,
+    };
+    for (const key of ["alpha", "power"]) {
+      const given = value("experiment-start-" + key); // blank: the API's default
+      if (given) body[key] = Number(given);
+    }
+    return body;
   }
 
   function parseSteps(text) {
@@ -203,6 +266,10 @@
         ];
       case "rollout-cancel":
         return ["DELETE", base + "/rollout?reason=" + encodeURIComponent(reason), null];
+      case "experiment-start":
+        return ["POST", base + "/experiment", experimentBody(value, reason)];
+      case "experiment-stop":
+        return ["DELETE", base + "/experiment", { reason: reason }];
       default:
         throw new Error("unknown action " + action);
     }
@@ -215,6 +282,20 @@
     if (action === "rollout-cancel") return "Rollout cancelled: all traffic back to " + payload.spec.champion + ".";
     const routes = (payload.traffic && payload.traffic.routes) || [];
     const split = routes.map((r) => r.version + " " + r.weight + " %").join(", ") || "100 % to production";
+    if (action === "experiment-start") {
+      return (
+        "Experiment " + payload.id + " started: traffic " + split + " (control " + payload.control +
+        ", sticky by X-Routing-Key); planned " + payload.plan.n_per_variant + " outcomes per variant."
+      );
+    }
+    if (action === "experiment-stop") {
+      const verdict = payload.verdict || {};
+      const promotion = payload.promotion ? ", promotion of " + payload.promotion.version + " " + payload.promotion.status : "";
+      return (
+        "Experiment " + payload.id + " stopped: " + verdict.outcome +
+        (verdict.winner ? " (winner " + verdict.winner + ")" : "") + promotion + "; traffic " + split + "."
+      );
+    }
     const verbs = {
       rollback: "Rolled back",
       promote: "Promoted",
