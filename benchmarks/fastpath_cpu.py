@@ -21,6 +21,7 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 import uvloop
@@ -85,7 +86,8 @@ def requests(model: str, path: Path) -> list[bytes]:
     ]
 
 
-async def measure(home: str, model: str, conns: int, rounds: int, reps: int) -> list[float]:
+def serving_app(home: str) -> tuple[Any, uvicorn.Config, ServerState]:
+    """The app of ``home`` (lifespan not run) and what ``modelgate serve``'s protocol needs."""
     settings = Settings.from_environ(dict(os.environ), home=home)
     app = create_app(settings)
     config = uvicorn.Config(
@@ -94,31 +96,63 @@ async def measure(home: str, model: str, conns: int, rounds: int, reps: int) -> 
     config.load()
     state = ServerState()
     state.default_headers = [(b"date", b"Fri, 27 Nov 2026 00:00:00 GMT"), *config.encoded_headers]
-    wire = requests(model, BODIES)
-    replies = _Replies()
-    async with app.router.lifespan_context(app):
-        protocols = []
+    return app, config, state
+
+
+class FakeConnections:
+    """``conns`` real protocols on fake transports; a round feeds each one request and
+    waits for every reply. Round ``k`` starts at body ``k * advance`` of ``wire``."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        state: ServerState,
+        wire: list[bytes],
+        conns: int,
+        advance: int = 1,
+    ) -> None:
+        self.wire = wire
+        self.advance = advance
+        self.replies = _Replies()
+        self.protocols: list[GatewayHttpProtocol] = []
         for _ in range(conns):
             protocol = GatewayHttpProtocol(config=config, server_state=state, app_state={})
-            protocol.connection_made(_Transport(replies))  # type: ignore[arg-type]
-            protocols.append(protocol)
+            protocol.connection_made(_Transport(self.replies))  # type: ignore[arg-type]
+            self.protocols.append(protocol)
 
-        async def one_round(k: int) -> None:
-            done = replies.expect(len(protocols))
-            for i, protocol in enumerate(protocols):
-                protocol.data_received(wire[(k + i) % len(wire)])
-            await done
+    async def one_round(self, k: int) -> None:
+        done = self.replies.expect(len(self.protocols))
+        first = k * self.advance
+        for i, protocol in enumerate(self.protocols):
+            protocol.data_received(self.wire[(first + i) % len(self.wire)])
+        await done
 
-        for k in range(50):  # warm-up
-            await one_round(k)
-        per_request = []
+    async def warm_up(self, rounds: int = 50) -> None:
+        for k in range(rounds):
+            await self.one_round(k)
+
+    async def cpu_per_request(self, rounds: int, reps: int) -> list[float]:
+        """µs of this thread's CPU per request, one sample per repetition of ``rounds``."""
+        samples = []
         for _ in range(reps):
-            start = time.thread_time()
+            start = time.thread_time_ns()
             for k in range(rounds):
-                await one_round(k)
-            per_request.append((time.thread_time() - start) / (rounds * conns) * 1e6)
-        for protocol in protocols:
+                await self.one_round(k)
+            samples.append((time.thread_time_ns() - start) / (rounds * len(self.protocols)) / 1e3)
+        return samples
+
+    def close(self) -> None:
+        for protocol in self.protocols:
             protocol.connection_lost(None)
+
+
+async def measure(home: str, model: str, conns: int, rounds: int, reps: int) -> list[float]:
+    app, config, state = serving_app(home)
+    async with app.router.lifespan_context(app):
+        connections = FakeConnections(config, state, requests(model, BODIES), conns)
+        await connections.warm_up()
+        per_request = await connections.cpu_per_request(rounds, reps)
+        connections.close()
     return per_request
 
 

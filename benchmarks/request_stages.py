@@ -30,15 +30,20 @@ import uvicorn
 import uvloop
 from uvicorn.server import ServerState
 
-from benchmarks.fastpath_cpu import BODIES, _Replies, _Transport, requests
+from benchmarks.fastpath_cpu import (
+    BODIES,
+    FakeConnections,
+    _Replies,
+    _Transport,
+    requests,
+    serving_app,
+)
 from benchmarks.request_cost import STAGE_ROWS
 from benchmarks.servers.null_protocol import NullProtocol
-from gateway.app import create_app
 from gateway.dataplane.batcher import Batcher
 from gateway.dataplane.codecs.oip import decode_infer_request
 from gateway.dataplane.codecs.oip import load_json_object as parse_json
 from gateway.dataplane.http.fastpath import GatewayHttpProtocol
-from gateway.settings import Settings
 
 BATCH_ROWS = 64
 
@@ -84,15 +89,7 @@ def _timed(fn: Callable[[], object], calls: int, reps: int) -> float:
 
 def _app_config(home: str) -> tuple[Any, uvicorn.Config, ServerState]:
     os.environ.setdefault("MODELGATE_ADMIN_TOKEN", "request-stages")
-    settings = Settings.from_environ(dict(os.environ), home=home)
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app, http=GatewayHttpProtocol, lifespan="off", access_log=False, log_config=None
-    )
-    config.load()
-    state = ServerState()
-    state.default_headers = [(b"date", b"Fri, 27 Nov 2026 00:00:00 GMT"), *config.encoded_headers]
-    return app, config, state
+    return serving_app(home)
 
 
 async def stage_costs(home: str, model: str, calls: int, reps: int) -> dict[str, float]:
@@ -212,24 +209,10 @@ async def whole_request(
     in it): ``conns`` requests per loop pass, one per fake connection, as
     ``benchmarks/fastpath_cpu.py`` feeds them (its 64 request bodies in turn)."""
     app, config, state = _app_config(home)
-    wire = requests(model, BODIES)
-    replies = _Replies()
-    samples = []
     async with app.router.lifespan_context(app):
-        protocols = []
-        for _ in range(conns):
-            protocol = GatewayHttpProtocol(config=config, server_state=state, app_state={})
-            protocol.connection_made(_Transport(replies))  # type: ignore[arg-type]
-            protocols.append(protocol)
-
-        async def one_round(k: int) -> None:
-            done = replies.expect(len(protocols))
-            for i, protocol in enumerate(protocols):
-                protocol.data_received(wire[(k * conns + i) % len(wire)])
-            await done
-
-        for k in range(50):
-            await one_round(k)
+        wire = requests(model, BODIES)
+        connections = FakeConnections(config, state, wire, conns, advance=conns)
+        await connections.warm_up()
         # onnxruntime's thread CPU inside the batcher's call (the harness's own wrapper)
         batcher = app.state.gateway.holder.current.models[model].routes[0].batcher
         run, ort_ns = batcher._run, [0]
@@ -242,14 +225,9 @@ async def whole_request(
                 ort_ns[0] += time.thread_time_ns() - start
 
         batcher._run = cpu_timed
-        for _ in range(reps):
-            start = time.thread_time_ns()
-            for k in range(rounds):
-                await one_round(k)
-            samples.append((time.thread_time_ns() - start) / (rounds * conns) / 1000.0)
+        samples = await connections.cpu_per_request(rounds, reps)
         ort_us = ort_ns[0] / (reps * rounds * conns) / 1000
-        for protocol in protocols:
-            protocol.connection_lost(None)
+        connections.close()
     return statistics.median(samples), ort_us
 
 

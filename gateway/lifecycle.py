@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from gateway.coordination.db_leader import DatabaseLeaderElection
 from gateway.coordination.leader import LEADER_LOCK, LeaderElection
+from gateway.coordination.leadership import Leader
 from gateway.experiments.controller import ExperimentController
 from gateway.experiments.guardrails import GatewayGuardrails
 from gateway.experiments.planner import OutcomeData
@@ -93,7 +94,7 @@ class Lifecycle:
     """What ``start_lifecycle`` started (``state.lifecycle``)."""
 
     config: LifecycleConfig
-    leader: LeaderElection
+    leader: Leader
     controller: RolloutController
     retraining: RetrainingMonitor
     stats: ServingStatsSource
@@ -119,8 +120,8 @@ async def start_lifecycle(state: GatewayState) -> None:
     home = state.settings.paths.root
     metrics = metrics_of(state)
     url = state.settings.registry_url
-    leader = (
-        DatabaseLeaderElection(url, home / LEADER_LOCK, retry_s=config.leader_retry_s)
+    leader: Leader = (
+        DatabaseLeaderElection(url, retry_s=config.leader_retry_s)
         if is_postgres_url(url) and url is not None
         else LeaderElection(home / LEADER_LOCK, retry_s=config.leader_retry_s)
     )

@@ -208,6 +208,34 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def registration_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a registered version, which `convert` and `import` share."""
+    parser.add_argument("--name", required=True, metavar="N", help="modelgate model name")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--version", metavar="V", help="explicit version, e.g. 1.2.0")
+    which.add_argument(
+        "--bump",
+        nargs="?",
+        const="auto",
+        choices=["major", "minor", "patch", "auto"],
+        help="next version after the highest existing one (1.0.0 for a new model); auto "
+        "(also a bare --bump): major when the input schema or classes changed, else minor",
+    )
+    parser.add_argument("--label", metavar="COL", help="label column of the sample (not a feature)")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        metavar="T",
+        help="parity tolerance: max probability difference for classifiers, max "
+        "relative difference for regressors (default 1e-4)",
+    )
+    parser.add_argument(
+        "--reason", default="", metavar="TEXT", help="why: recorded in the audit log"
+    )
+    parser.add_argument("--description", default="", help="free text stored with the version")
+    parser.add_argument("--tag", action="append", default=[], metavar="K=V", help="repeatable")
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "convert",
@@ -225,18 +253,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="DATA",
         help="held-out rows (csv, parquet, npy, npz) for parity and reference distributions",
     )
-    p.add_argument("--label", metavar="COL", help="label column of the sample (not a feature)")
-    p.add_argument("--name", required=True, metavar="N", help="model name")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--version", metavar="V", help="explicit version, e.g. 1.2.0")
-    which.add_argument(
-        "--bump",
-        nargs="?",
-        const="auto",
-        choices=["major", "minor", "patch", "auto"],
-        help="next version after the highest existing one (1.0.0 for a new model); auto "
-        "(also a bare --bump): major when the input schema or classes changed, else minor",
-    )
+    registration_options(p)
     p.add_argument(
         "--metadata",
         metavar="FILE.yaml",
@@ -249,26 +266,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "minor/patch version over a changed schema (audited)",
     )
     p.add_argument(
-        "--reason",
-        default="",
-        metavar="TEXT",
-        help="why: recorded in the audit log (required to force past the major-version rule)",
-    )
-    p.add_argument(
         "--parity-report",
         metavar="FILE.json",
         help="write the parity record (with the report of differing rows when it fails) "
         "here; a refused registration writes it to $MODELGATE_HOME/parity-reports/N.json",
     )
-    p.add_argument(
-        "--tolerance",
-        type=float,
-        metavar="T",
-        help="parity tolerance: max probability difference for classifiers, max "
-        "relative difference for regressors (default 1e-4)",
-    )
-    p.add_argument("--description", default="", help="free text stored with the version")
-    p.add_argument("--tag", action="append", default=[], metavar="K=V", help="repeatable")
     p.add_argument(
         "--git-commit",
         metavar="SHA",

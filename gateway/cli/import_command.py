@@ -20,6 +20,7 @@ from gateway.cli.convert_commands import (
     _tolerances,
     _version_dict,
     _version_note,
+    registration_options,
 )
 from gateway.cli.extras import CONVERT, needs_extra
 from gateway.cli.output import CLIError, fail, print_json, print_table
@@ -179,31 +180,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="URL",
         help="MLflow tracking server (default: $MLFLOW_TRACKING_URI)",
     )
-    p.add_argument("--name", required=True, metavar="N", help="modelgate model name")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--version", metavar="V", help="explicit version, e.g. 1.2.0")
-    which.add_argument(
-        "--bump",
-        nargs="?",
-        const="auto",
-        choices=["major", "minor", "patch", "auto"],
-        help="next version after the highest existing one (as for convert)",
-    )
     p.add_argument(
         "--sample",
         metavar="DATA",
         help="held-out rows (csv, parquet, npy, npz); default: the model's logged input example",
     )
-    p.add_argument("--label", metavar="COL", help="label column of the sample (not a feature)")
-    p.add_argument(
-        "--tolerance",
-        type=float,
-        metavar="T",
-        help="parity tolerance (as for convert; default 1e-4)",
-    )
-    p.add_argument("--reason", default="", metavar="TEXT", help="recorded in the audit log")
-    p.add_argument("--description", default="", help="free text stored with the version")
-    p.add_argument("--tag", action="append", default=[], metavar="K=V", help="repeatable")
+    registration_options(p)
     p.add_argument(
         "--report-to-mlflow",
         action="store_true",

@@ -21,29 +21,30 @@ import logging
 import os
 from typing import Any
 
-from gateway.coordination.leader import LeaderElection
+from gateway.coordination.background import BackgroundTask
 
 logger = logging.getLogger("modelgate.leader")
 
 CONNECT_TIMEOUT_S = 5
 
 
-class DatabaseLeaderElection(LeaderElection):
-    """``LeaderElection``'s interface (``is_leader``, ``elected``, ``start``, ``stop``)
-    over a PostgreSQL advisory lock instead of a ``flock`` on the home folder."""
+class DatabaseLeaderElection:
+    """A ``Leader`` (``coordination.leadership``) over a PostgreSQL advisory lock instead
+    of a ``flock`` on the home folder."""
 
-    def __init__(self, url: str, path: str | os.PathLike[str], retry_s: float = 1.0) -> None:
-        super().__init__(path, retry_s)
+    def __init__(self, url: str, retry_s: float = 1.0) -> None:
+        if retry_s <= 0:
+            raise ValueError("retry_s must be > 0")
         self.url = url
+        self.retry_s = retry_s
         self._conn: Any = None
         self._leading = False
+        self._task = BackgroundTask(self._campaign)
+        self.elected = asyncio.Event()
 
     @property
     def is_leader(self) -> bool:
         return self._leading
-
-    def try_acquire(self) -> bool:
-        raise NotImplementedError("DatabaseLeaderElection campaigns asynchronously")
 
     async def _connect(self) -> Any:
         import psycopg
@@ -94,9 +95,9 @@ class DatabaseLeaderElection(LeaderElection):
             with contextlib.suppress(Exception):
                 await conn.close()
 
-    def release(self) -> None:
-        self._leading = False
-        self.elected.clear()
+    def start(self) -> None:
+        """Campaign in the background (idempotent); needs a running loop."""
+        self._task.start()
 
     async def stop(self) -> None:
         await self._task.stop()

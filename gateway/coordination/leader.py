@@ -58,7 +58,8 @@ def _try_lock(fd: int) -> bool:
 
 
 class LeaderElection:
-    """Exactly one process per home folder holds the lease; the others keep retrying."""
+    """A ``Leader`` (``coordination.leadership``): exactly one process per home folder holds
+    the lease; the others keep retrying."""
 
     def __init__(self, path: str | os.PathLike[str], retry_s: float = 1.0) -> None:
         if retry_s <= 0:

@@ -1,7 +1,7 @@
 """The leader's experiment controller: one look per running experiment every interval.
 
 ``ExperimentController`` runs in every worker but acts only in the leader (the same
-``LeaderElection`` as the rollout controller), every ``MODELGATE_EXPERIMENT_INTERVAL_S``.
+``Leader`` as the rollout controller), every ``MODELGATE_EXPERIMENT_INTERVAL_S``.
 For each model whose ``experiment/<model>`` is running it reads the outcome moments and the
 assignment counts the registry keeps (every worker and node), and the gateway's guardrail
 readings per variant, folds one look (``analysis.fold``: ``stats.verdict.evaluate`` per
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from gateway.coordination.background import BackgroundTask, log_failure
-from gateway.coordination.leader import LeaderElection
+from gateway.coordination.leadership import Leader
 from gateway.errors import Conflict
 from gateway.experiments.analysis import GatewayReading
 from gateway.experiments.keys import RUNNING
@@ -50,7 +50,7 @@ class ExperimentController:
         experiments: Experiments,
         guardrails: GuardrailSource | None = None,
         *,
-        leader: LeaderElection | None = None,
+        leader: Leader | None = None,
         interval_s: float = 30.0,
         metrics: PrometheusExperimentMetrics | None = None,
     ) -> None:

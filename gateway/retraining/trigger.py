@@ -1,6 +1,6 @@
 """The retraining trigger: evaluate each model's retraining policy and fire once per cooldown.
 
-``RetrainingMonitor`` runs in the leader process (``LeaderElection``). Every
+``RetrainingMonitor`` runs in the leader process (``Leader``). Every
 ``evaluate_every_s`` it decides, for each model's production version, with the pure
 ``gateway.retraining.policy.should_retrain``; inputs come from a callable the server
 supplies (live accuracy, drift score, low-confidence rate, new labels), and the training
@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.coordination.background import BackgroundTask, log_failure
-from gateway.coordination.leader import FileMutex, LeaderElection
+from gateway.coordination.leader import FileMutex
+from gateway.coordination.leadership import Leader
 from gateway.errors import Conflict, InputError
 from gateway.retraining.delivery import RetryPolicy, Sleep, deliver
 from gateway.retraining.policy import (
@@ -161,7 +162,7 @@ class RetrainingMonitor:
         config: TriggerConfig,
         *,
         home: str | os.PathLike[str],
-        leader: LeaderElection | None = None,
+        leader: Leader | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
     ) -> None:

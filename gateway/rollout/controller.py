@@ -4,7 +4,7 @@
 API, the CLI and the controller all use it, each from its own process, under a
 cross-process mutex.
 
-``RolloutController`` runs in exactly one process (the ``LeaderElection`` winner). Every
+``RolloutController`` runs in exactly one process (the elected ``Leader``). Every
 ``tick_s`` it looks at each model's rollout and, for a running one, analyses the interval
 since ``analysis_started_at`` with ``gateway.rollout.checks``:
 
@@ -49,7 +49,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from gateway.coordination.background import BackgroundTask, log_failure
-from gateway.coordination.leader import LeaderElection
+from gateway.coordination.leadership import Leader
 from gateway.rollout.checks import (
     FAIL,
     PASS,
@@ -119,7 +119,7 @@ class RolloutController:
         rollouts: Rollouts,
         stats: VariantStatsSource,
         *,
-        leader: LeaderElection | None = None,
+        leader: Leader | None = None,
         tick_s: float = 1.0,
         on_change: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:

@@ -26,7 +26,7 @@ from gateway.admin.http import API_ACTOR
 from gateway.coordination.background import BackgroundTask, log_failure
 
 if TYPE_CHECKING:
-    from gateway.coordination.leader import LeaderElection
+    from gateway.coordination.leadership import Leader
     from registry.sqlite.store import SqliteRegistry
 
 logger = logging.getLogger("modelgate.lifecycle")
@@ -49,7 +49,7 @@ class ExternalRollbacks:
         registry: SqliteRegistry,
         count: Callable[[str, str], None],
         *,
-        leader: LeaderElection | None = None,
+        leader: Leader | None = None,
         tick_s: float = 1.0,
     ) -> None:
         if tick_s <= 0:

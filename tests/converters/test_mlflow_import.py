@@ -225,6 +225,23 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def _import(capsys, uri: str, url: str, home: Path, *options: str) -> tuple[int, str, str]:
+    """``modelgate import URI`` from the tracking server at ``url`` as model ``churn`` in
+    ``home``; ``options`` say the version and the sample."""
+    argv = ["import", uri, "--tracking-uri", url, "--name", "churn", *options]
+    return _run(capsys, *argv, "--home", str(home))
+
+
+def _held_out(logged: dict[str, Any]) -> tuple[str, ...]:
+    """The options of the logged model's labelled held-out rows."""
+    return ("--sample", str(logged["sample"]), "--label", "churned")
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    return tmp_path / "home"
+
+
 def _versions(home: Path, name: str) -> list[Any]:
     async def read() -> list[Any]:
         registry = await open_registry(HomePaths(home))
@@ -241,23 +258,9 @@ def _versions(home: Path, name: str) -> list[Any]:
     return asyncio.run(read())
 
 
-def test_import_by_alias_uses_the_input_example_and_records_mlflow_lineage(
-    logged, tmp_path, capsys
-):
-    home = tmp_path / "home"
-    code, out, err = _run(
-        capsys,
-        "import",
-        f"models:/{MODEL}@champion",
-        "--tracking-uri",
-        logged["url"],
-        "--name",
-        "churn",
-        "--version",
-        "1.0.0",
-        "--home",
-        str(home),
-    )
+def test_import_by_alias_uses_the_input_example_and_records_mlflow_lineage(logged, home, capsys):
+    uri = f"models:/{MODEL}@champion"
+    code, out, err = _import(capsys, uri, logged["url"], home, "--version", "1.0.0")
     assert code == 0, err
     assert f"run {logged['run_id']}" in out and "registry version 1" in out
     (mv,) = _versions(home, "churn")
@@ -293,24 +296,9 @@ def test_import_by_alias_uses_the_input_example_and_records_mlflow_lineage(
     assert "mlflow:" in out and f"run_id: {logged['run_id']}" in out
 
 
-def test_import_by_version_serves_what_mlflow_pyfunc_predicts(logged, tmp_path, capsys):
-    home = tmp_path / "home"
-    code, _, err = _run(
-        capsys,
-        "import",
-        f"models:/{MODEL}/1",
-        "--tracking-uri",
-        logged["url"],
-        "--name",
-        "churn",
-        "--bump",
-        "--sample",
-        str(logged["sample"]),
-        "--label",
-        "churned",
-        "--home",
-        str(home),
-    )
+def test_import_by_version_serves_what_mlflow_pyfunc_predicts(logged, home, capsys):
+    uri = f"models:/{MODEL}/1"
+    code, _, err = _import(capsys, uri, logged["url"], home, "--bump", *_held_out(logged))
     assert code == 0, err
     (mv,) = _versions(home, "churn")
     assert mv.lineage["mlflow"]["sample"] == "--sample" and mv.parity["rows"] == 300
@@ -338,38 +326,15 @@ def test_import_by_version_serves_what_mlflow_pyfunc_predicts(logged, tmp_path, 
     )
 
 
-def test_import_by_run_and_report_back_sets_tags_but_never_aliases(logged, tmp_path, capsys):
-    home = tmp_path / "home"
-    code, _, err = _run(
-        capsys,
-        "import",
-        f"runs:/{logged['run_id']}/model",
-        "--tracking-uri",
-        logged["url"],
-        "--name",
-        "churn",
-        "--version",
-        "2.0.0",
-        "--home",
-        str(home),
-    )
+def test_import_by_run_and_report_back_sets_tags_but_never_aliases(logged, home, capsys):
+    uri = f"runs:/{logged['run_id']}/model"
+    code, _, err = _import(capsys, uri, logged["url"], home, "--version", "2.0.0")
     assert code == 0, err
     (mv,) = _versions(home, "churn")
     assert mv.lineage["mlflow"]["run_id"] == logged["run_id"]
     assert mv.lineage["mlflow"]["registered_model"] is None  # a run is not a registry version
-    code, _, err = _run(
-        capsys,
-        "import",
-        f"models:/{MODEL}/1",
-        "--tracking-uri",
-        logged["url"],
-        "--name",
-        "churn",
-        "--version",
-        "3.0.0",
-        "--home",
-        str(home),
-    )
+    uri = f"models:/{MODEL}/1"
+    code, _, err = _import(capsys, uri, logged["url"], home, "--version", "3.0.0")
     assert code == 0, err
     code, _, err = _run(capsys, "stage", "churn", "3.0.0", "production", "--home", str(home))
     assert code == 0, err
@@ -395,86 +360,31 @@ def test_import_by_run_and_report_back_sets_tags_but_never_aliases(logged, tmp_p
         ("RUN/model", "invalid MLflow model URI"),
     ],
 )
-def test_mlflow_failures_are_one_line_and_register_nothing(logged, tmp_path, capsys, uri, message):
-    home = tmp_path / "home"
-    code, out, err = _run(
-        capsys,
-        "import",
-        uri,
-        "--tracking-uri",
-        logged["url"],
-        "--name",
-        "churn",
-        "--bump",
-        "--sample",
-        str(logged["sample"]),
-        "--label",
-        "churned",
-        "--home",
-        str(home),
-    )
+def test_mlflow_failures_are_one_line_and_register_nothing(logged, home, capsys, uri, message):
+    code, out, err = _import(capsys, uri, logged["url"], home, "--bump", *_held_out(logged))
     assert code == 2 and message in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert _versions(home, "churn") == []
 
 
-def test_signature_mismatch_names_the_columns(logged, tmp_path, capsys):
-    home = tmp_path / "home"
-    code, _, err = _run(
-        capsys,
-        "import",
-        f"runs:/{logged['run_id']}/renamed",
-        "--tracking-uri",
-        logged["url"],
-        "--name",
-        "churn",
-        "--bump",
-        "--sample",
-        str(logged["sample"]),
-        "--label",
-        "churned",
-        "--home",
-        str(home),
-    )
+def test_signature_mismatch_names_the_columns(logged, home, capsys):
+    uri = f"runs:/{logged['run_id']}/renamed"
+    code, _, err = _import(capsys, uri, logged["url"], home, "--bump", *_held_out(logged))
     assert code == 2 and err.count("\n") == 1, err
     assert "in the MLflow signature only: country" in err
     assert "in the converted schema only: region" in err
     assert _versions(home, "churn") == []
 
 
-def test_no_sample_and_no_input_example_says_what_to_pass(logged, tmp_path, capsys):
-    home = tmp_path / "home"
-    code, _, err = _run(
-        capsys,
-        "import",
-        f"runs:/{logged['run_id']}/bare",
-        "--tracking-uri",
-        logged["url"],
-        "--name",
-        "churn",
-        "--bump",
-        "--home",
-        str(home),
-    )
+def test_no_sample_and_no_input_example_says_what_to_pass(logged, home, capsys):
+    code, _, err = _import(capsys, f"runs:/{logged['run_id']}/bare", logged["url"], home, "--bump")
     assert code == 2 and "has no logged input example: pass --sample DATA" in err
     assert _versions(home, "churn") == []
 
 
-def test_unreachable_tracking_server_fails_fast(tmp_path, capsys):
-    home = tmp_path / "home"
+def test_unreachable_tracking_server_fails_fast(home, capsys):
     url = f"http://127.0.0.1:{_free_port()}"
-    code, _, err = _run(
-        capsys,
-        "import",
-        f"models:/{MODEL}@champion",
-        "--tracking-uri",
-        url,
-        "--name",
-        "churn",
-        "--bump",
-        "--home",
-        str(home),
-    )
+    code, _, err = _import(capsys, f"models:/{MODEL}@champion", url, home, "--bump")
     assert code == 2 and f"cannot reach the MLflow tracking server at {url}" in err
     assert _versions(home, "churn") == []
 
@@ -500,7 +410,7 @@ def test_import_without_the_mlflow_extra_names_it(tmp_path):
         assert done.stderr.count("\n") == 1
 
 
-def test_refused_credentials_are_one_line(tmp_path, capsys):
+def test_refused_credentials_are_one_line(home, capsys):
     """A tracking server behind authentication that refuses the request (HTTP 401)."""
     import http.server
     import threading
@@ -521,21 +431,10 @@ def test_refused_credentials_are_one_line(tmp_path, capsys):
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        code, _, err = _run(
-            capsys,
-            "import",
-            f"models:/{MODEL}@champion",
-            "--tracking-uri",
-            url,
-            "--name",
-            "churn",
-            "--bump",
-            "--home",
-            str(tmp_path / "home"),
-        )
+        code, _, err = _import(capsys, f"models:/{MODEL}@champion", url, home, "--bump")
     finally:
         server.shutdown()
         server.server_close()
     assert code == 2 and err.count("\n") == 1, err
     assert f"the MLflow tracking server at {url} refused the credentials" in err
-    assert _versions(tmp_path / "home", "churn") == []
+    assert _versions(home, "churn") == []
