@@ -6,10 +6,11 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from benchmarks import readme_section
+from benchmarks.readme_section import README
 from benchmarks.summarize import DISTURBED_OTHER_CPU
 
 TARGET = 0.7  # modelgate rows/s over onnxruntime's in process, at modelgate's peak
-README = Path(__file__).with_name("README.md")
 MARKER = "big_batch"
 
 
@@ -160,10 +161,4 @@ def render(results: dict[str, Any]) -> str:
 
 def write_section(body: str, readme: Path = README) -> None:
     """Replace the text between the ``big_batch`` markers of ``readme``."""
-    text = readme.read_text()
-    start, end = f"<!-- {MARKER}:start -->", f"<!-- {MARKER}:end -->"
-    if start not in text or end not in text:
-        raise ValueError(f"{readme} has no {start} ... {end} markers")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{body}{end}{tail}")
+    readme_section.write_section(MARKER, body, readme)

@@ -41,6 +41,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from benchmarks.machine import machine_line
+from benchmarks.readme_section import README, write_section
 from converters.reference import MAX_CLASS_MAPS, build_reference, calibration_model
 from gateway.monitoring.performance_estimate import Calibration
 from gateway.monitoring.reconstruction import ReconstructionModel
@@ -48,7 +50,6 @@ from gateway.monitoring.recorder import FLUSH_REQUESTS
 from gateway.monitoring.window import DEFAULT_CAPACITY, PredictionWindow, WindowSnapshot
 
 NAME = "label_free_cost"
-README = Path(__file__).with_name("README.md")
 ROWS, NUMERIC, SAMPLE, MIN_SAMPLES = DEFAULT_CAPACITY, 30, 5000, 200
 CATEGORICAL = ("plan", "region")
 CLASSES = (3, 10, 20)
@@ -267,19 +268,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def write_readme(result: dict[str, Any], readme: Path = README) -> None:
-    text = readme.read_text()
-    start, end = f"<!-- {NAME}:start -->", f"<!-- {NAME}:end -->"
-    if start not in text or end not in text:
-        raise ValueError(f"{readme} has no {start} ... {end} markers")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{render(result)}{end}{tail}")
-
-
-def _machine() -> str:
-    from benchmarks.machine import _cpu_model
-
-    return f"{_cpu_model()}, {os.cpu_count()} cores"
+    write_section(NAME, render(result), readme)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         "schema": 1,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python", "-m", f"benchmarks.{NAME}", *given]),
-        "machine": _machine(),
+        "machine": machine_line(),
         "repeats": repeats,
         "rows": ROWS,
         "binary": binary(rng, repeats),

@@ -25,6 +25,11 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def machine_line() -> str:
+    """The CPU model and core count, as the benchmark reports quote them."""
+    return f"{_cpu_model()}, {os.cpu_count()} cores"
+
+
 def _memory_gib() -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

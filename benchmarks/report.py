@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.readme_section import replace_section
 from benchmarks.summarize import DISTURBED_OTHER_CPU
 
 HERE = Path(__file__).resolve().parent
@@ -261,20 +262,11 @@ def render_drift(results: dict[str, Any]) -> str | None:
     return f"Run as part of the load-test run (`{drift['file']}`). Targets: {met}.\n\n{text}\n"
 
 
-def _replace(text: str, name: str, body: str) -> str:
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    if start not in text or end not in text:
-        raise ValueError(f"README has no {start} ... {end} markers")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{start}\n{body}{end}{tail}"
-
-
 def write_readme(results: dict[str, Any], readme: Path = README) -> None:
-    text = _replace(readme.read_text(), "load", render(results))
+    text = replace_section(readme.read_text(), "load", render(results))
     for name, body in (("sweep", render_sweep(results)), ("drift", render_drift(results))):
         if body is not None and f"<!-- {name}:start -->" in text:
-            text = _replace(text, name, body)
+            text = replace_section(text, name, body)
     readme.write_text(text)
 
 

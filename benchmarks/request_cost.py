@@ -34,11 +34,12 @@ from typing import Any
 import orjson
 
 from benchmarks.launchers import ADMIN_TOKEN, READY_PATH, REPO_ROOT, modelgate_command, server_env
+from benchmarks.machine import machine_line
 from benchmarks.modelgate_home import build_home
 from benchmarks.models import WORK_DIR, request_rows
 from benchmarks.payloads import write_bodies
 from benchmarks.procs import ServerProcess, free_port
-from benchmarks.report import README, _replace
+from benchmarks.readme_section import README, write_section
 from benchmarks.wrk import ensure_wrk, run_wrk
 
 NAME = "request_cost"
@@ -321,7 +322,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def write_readme(result: dict[str, Any], readme: Path = README) -> None:
-    readme.write_text(_replace(readme.read_text(), NAME, render(result)))
+    write_section(NAME, render(result), readme)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         "schema": 1,
         "started_at": started.isoformat(timespec="seconds"),
         "command": " ".join(["python", "-m", f"benchmarks.{NAME}", *given]),
-        "machine": _machine(),
+        "machine": machine_line(),
         "settings": settings,
         "stages": {},
     }
@@ -361,12 +362,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_report:
         write_readme(result)
     return 0
-
-
-def _machine() -> str:
-    from benchmarks.machine import _cpu_model
-
-    return f"{_cpu_model()}, {os.cpu_count()} cores"
 
 
 if __name__ == "__main__":

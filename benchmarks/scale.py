@@ -45,10 +45,10 @@ from benchmarks.launchers import ADMIN_TOKEN, REPO_ROOT, modelgate_command, serv
 from benchmarks.models import WORK_DIR, dataset, feature_names, request_rows
 from benchmarks.payloads import oip_body
 from benchmarks.procs import ServerProcess, free_port
+from benchmarks.readme_section import README, write_section
 from benchmarks.rollback_load import RollbackLoad
 from benchmarks.wrk import ensure_wrk, run_wrk, wrk_version
 
-README = Path(__file__).with_name("README.md")
 LUA = Path(__file__).with_name("wrk_models.lua")
 SCALE_DIR = WORK_DIR / "scale"
 CONNECTIONS = 64
@@ -564,13 +564,7 @@ def _shown(path: Path) -> str:
 
 
 def write_readme(body: str, readme: Path = README) -> None:
-    text = readme.read_text()
-    start, end = "<!-- scale:start -->", "<!-- scale:end -->"
-    if start not in text or end not in text:
-        raise ValueError(f"{readme} has no {start} ... {end} markers")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{body}{end}{tail}")
+    write_section("scale", body, readme)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,7 +39,7 @@ from benchmarks.drift_quality.streams import (
 )
 from benchmarks.drift_quality.venv import PeerVenvError, ensure_peer_venv
 from benchmarks.models import WORK_DIR
-from benchmarks.report import README, _replace
+from benchmarks.readme_section import README, write_section
 
 HERE = Path(__file__).parent
 PEER_TIMEOUT_S = 3600.0
@@ -149,7 +149,7 @@ def run(config: Config, quick: bool, with_peers: bool = True) -> dict[str, Any]:
 
 
 def write_readme(result: dict[str, Any], readme: Path = README) -> None:
-    readme.write_text(_replace(readme.read_text(), "drift_quality", table.section(result)))
+    write_section("drift_quality", table.section(result), readme)
 
 
 def main(argv: list[str] | None = None) -> int:
