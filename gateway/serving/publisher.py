@@ -199,10 +199,11 @@ class Publisher:
     def _misses(self, ms: ModelState) -> bool:
         """Whether a version the model needs is not loaded with its registered bytes (or
         not registered: ``_load_one`` records that)."""
+        # every refresh asks this of every model: one pass over the versions, not one each
+        registered = {v.version: v.artifact_sha256 for v in ms.versions}
         for name in ms.needed():
-            version = ms.version(name)
             current = self.loaded.get((ms.name, name))
-            if version is None or current is None or current.sha256 != version.artifact_sha256:
+            if current is None or current.sha256 != registered.get(name):
                 return True
         return False
 

@@ -83,7 +83,9 @@ class ViewEncoder:
                 "deployment": mv.deployment,
                 "previous": None if mv.previous is None else self._version(mv.previous, kept),
             }
-            yield (b"," if index else b"") + orjson.dumps(model)
+            if index:
+                yield b","
+            yield orjson.dumps(model)
         yield b"]}"
         self._done = kept
 
