@@ -269,9 +269,7 @@ class Publisher:
             ms.model,
             ms.deployment,
             ms.rollback_target,
-            tuple(
-                (v.version, v.stage, v.aliases, loaded.get((name, v.version))) for v in ms.versions
-            ),
+            *[(v.version, v.stage, v.aliases, loaded.get((name, v.version))) for v in ms.versions],
         )
 
     def _build_route(self, ms: ModelState, old: Snapshot) -> ModelRoute:
