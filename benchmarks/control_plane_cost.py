@@ -19,9 +19,9 @@ models in turn) and measures, on a view read after the change:
   ticker during it (odd changes: a worker thread holding the GIL delays the loop too), and
   the writer's encode alone with its documents cached, as after the first save.
 
-Before the saved view moved off the loop, the same script measured its encode on the loop
-(``dataclasses.asdict`` + ``orjson``, the code of ``gateway/serving/saved_view.py`` at
-commit 270daf8): see ``benchmarks/README.md`` for both runs.
+For comparison, the first ``--before-reps`` changes (3) also time the encode as it was
+before it moved off the loop (``encode_as_before``: ``dataclasses.asdict`` + ``orjson``,
+all on the loop, then only the write in a thread); seconds each with 100 models.
 
 Medians (and max) over the repetitions; the machine's other load (cores busy outside this
 process, from /proc/stat) is reported beside them, since a loaded machine stretches every
@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,21 @@ class LoopLag:
             last = now
 
 
+def encode_as_before(view: Any, registry: str) -> bytes:
+    """The saved view's encode before it moved to the writer thread (on the loop)."""
+    from gateway.serving.saved_view import FORMAT
+
+    return orjson.dumps(
+        {
+            "format": FORMAT,
+            "registry": registry,
+            "generation": view.generation,
+            "models": [asdict(mv) for mv in view.models],
+            "states": dict(view.states),
+        }
+    )
+
+
 async def _timed(run: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
     """(wall s, CPU s of this thread) of one awaited call."""
     wall, cpu = time.perf_counter(), time.thread_time()
@@ -93,7 +109,7 @@ async def _timed(run: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.thread_time() - cpu
 
 
-async def measure(home: Path, names: list[str], reps: int) -> dict[str, Any]:
+async def measure(home: Path, names: list[str], reps: int, before_reps: int) -> dict[str, Any]:
     from gateway.dataplane.shadow import ShadowMirror
     from gateway.dataplane.snapshot import SnapshotHolder
     from gateway.serving.model_state import model_states
@@ -122,10 +138,13 @@ async def measure(home: Path, names: list[str], reps: int) -> dict[str, Any]:
             "save_wall_us",
             "save_loop_cpu_us",
             "save_loop_lag_us",
+            "encode_before_us",
         )
     }
     reused_counts: list[int] = []
     await saved.save(await registry.serving_view(state_prefix=VIEW_STATE_PREFIXES))
+    # the other processes' load while the changes run (loading the versions is excluded)
+    busy, own, phase = system_busy_s(), _own_cpu_s(), time.perf_counter()
     try:
         for rep in range(reps):
             name = names[rep % len(names)]
@@ -155,6 +174,10 @@ async def measure(home: Path, names: list[str], reps: int) -> dict[str, Any]:
             _wall, cpu = await _timed(lambda view=view: publisher.refresh(view))  # type: ignore[misc]
             rows["refresh_all_loop_cpu_us"].append(cpu * 1e6)
 
+            if rep < before_reps:
+                t = time.perf_counter()
+                encode_as_before(view, saved.registry)
+                rows["encode_before_us"].append((time.perf_counter() - t) * 1e6)
             t = time.perf_counter()
             for _piece in saved._encoder.pieces(view, saved.registry):
                 pass
@@ -170,6 +193,8 @@ async def measure(home: Path, names: list[str], reps: int) -> dict[str, Any]:
                 rows["save_loop_lag_us"].append(lag.worst * 1e6)
             rows["save_wall_us"].append(wall * 1e6)
         size = saved.path.stat().st_size
+        other = (system_busy_s() - busy) - (_own_cpu_s() - own)
+        other_cores = round(max(0.0, other) / (time.perf_counter() - phase), 2)
     finally:
         await publisher.close()
         await registry.close()
@@ -178,6 +203,7 @@ async def measure(home: Path, names: list[str], reps: int) -> dict[str, Any]:
         "routes": len(states),
         "reused_routes": statistics.median(reused_counts),
         "saved_view_bytes": size,
+        "other_cores": other_cores,
         "figures": {
             key: {"median": round(statistics.median(v), 1), "max": round(max(v), 1)}
             for key, v in rows.items()
@@ -194,6 +220,8 @@ def command(args: argparse.Namespace) -> str:
         words.append(f"--models {args.models}")
     if args.reps is not None:
         words.append(f"--reps {args.reps}")
+    if args.before_reps != 3:
+        words.append(f"--before-reps {args.before_reps}")
     return " ".join(words)
 
 
@@ -208,7 +236,7 @@ def render(result: dict[str, Any]) -> str:
         f"Command: `{result['command']}`; {result['models']} models, {result['versions']} "
         f"loaded versions, {result['reps']} changes (one model's traffic each); "
         f"{result['machine']}; other processes kept {other:.2f} of the cores busy during the "
-        f"run" + (" (**loaded machine**: the figures are stretched)." if other > 0.2 else "."),
+        f"changes" + (" (**loaded machine**: the figures are stretched)." if other > 0.2 else "."),
         "",
         "| per change, µs | median (max) |",
         "| --- | ---: |",
@@ -221,10 +249,15 @@ def render(result: dict[str, Any]) -> str:
         f"| the same refresh, every route rebuilt | {cell('refresh_all_loop_cpu_us')} |",
         f"| saved view: encode ({result['saved_view_bytes'] / 2**20:.1f} MiB; the writer "
         f"thread's work, frozen documents cached) | {cell('encode_us')} |",
-        f"| `SavedView.save`, wall | {cell('save_wall_us')} |",
+        f"| `SavedView.save`, wall (in the background) | {cell('save_wall_us')} |",
         f"| `SavedView.save`, CPU of the loop's thread | {cell('save_loop_cpu_us')} |",
         f"| `SavedView.save`, longest loop stall (1 ms ticker) | {cell('save_loop_lag_us')} |",
     ]
+    if "encode_before_us" in f:
+        lines.append(
+            f"| before: the encode on the loop (`asdict` + `orjson`, first "
+            f"{result['before_reps']} changes) | {cell('encode_before_us')} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -235,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=None, help="changes; default 60 (20 quick)")
     parser.add_argument("--out", type=Path, default=None, help="also write the result as JSON")
     parser.add_argument("--rebuild", action="store_true", help="build the home again")
+    parser.add_argument(
+        "--before-reps", type=int, default=3, help="changes that also time the old encode"
+    )
     args = parser.parse_args(argv)
     n_models = args.models if args.models is not None else (20 if args.quick else 100)
     reps = args.reps if args.reps is not None else (20 if args.quick else 60)
@@ -247,16 +283,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"building {home} ({n_models} models) ...", file=sys.stderr, flush=True)
         names = build_home(home, [family_of(i) for i in range(n_models)])
         built.touch()
-    busy, own, wall = system_busy_s(), _own_cpu_s(), time.perf_counter()
-    result = asyncio.run(measure(home, names, reps))
-    other = (system_busy_s() - busy) - (_own_cpu_s() - own)
+    result = asyncio.run(measure(home, names, reps, args.before_reps))
     result.update(
         command=command(args),
         models=n_models,
         versions=2 * n_models,
         reps=reps,
+        before_reps=min(reps, args.before_reps),
         machine=f"{_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        other_cores=round(max(0.0, other) / (time.perf_counter() - wall), 2),
         load_average=os.getloadavg(),
     )
     print(render(result))

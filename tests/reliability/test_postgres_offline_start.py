@@ -117,6 +117,7 @@ def test_node_restarted_while_postgres_is_down_serves_its_saved_view(
         assert switch.status_code == 200, switch.text
         for node in (b, c):
             assert wait_for(lambda node=node: {v for v, _ in predictions(node)} == {"1.1.0"})
+
         # the restarted node saved the new state again (in the background)
         def saved_production() -> str:
             saved = orjson.loads((b.home / FILENAME).read_bytes())
