@@ -39,7 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -102,10 +102,10 @@ def encode_as_before(view: Any, registry: str) -> bytes:
     )
 
 
-async def _timed(run: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
-    """(wall s, CPU s of this thread) of one awaited call."""
+async def _timed(call: Awaitable[Any]) -> tuple[float, float]:
+    """(wall s, CPU s of this thread) of awaiting ``call`` (a coroutine not started yet)."""
     wall, cpu = time.perf_counter(), time.thread_time()
-    await run()
+    await call
     return time.perf_counter() - wall, time.thread_time() - cpu
 
 
@@ -166,12 +166,12 @@ async def measure(home: Path, names: list[str], reps: int, before_reps: int) -> 
             rows["routes_reused_us"].append((time.perf_counter() - t) * 1e6)
             reused_counts.append(sum(route is old.models.get(n) for n, (_k, route) in step.items()))
 
-            wall, cpu = await _timed(lambda view=view: publisher.refresh(view))  # type: ignore[misc]
+            wall, cpu = await _timed(publisher.refresh(view))
             rows["refresh_wall_us"].append(wall * 1e6)
             rows["refresh_loop_cpu_us"].append(cpu * 1e6)
             # the same refresh again, every route rebuilt (what a refresh did before)
             publisher._built.clear()
-            _wall, cpu = await _timed(lambda view=view: publisher.refresh(view))  # type: ignore[misc]
+            _wall, cpu = await _timed(publisher.refresh(view))
             rows["refresh_all_loop_cpu_us"].append(cpu * 1e6)
 
             if rep < before_reps:
@@ -185,11 +185,11 @@ async def measure(home: Path, names: list[str], reps: int, before_reps: int) -> 
             # one save per view (a generation is written once): the loop's CPU on even
             # changes, the ticker's longest wait on odd ones (the ticker costs CPU too)
             if rep % 2 == 0:
-                wall, cpu = await _timed(lambda view=view: saved.save(view))  # type: ignore[misc]
+                wall, cpu = await _timed(saved.save(view))
                 rows["save_loop_cpu_us"].append(cpu * 1e6)
             else:
                 async with LoopLag() as lag:
-                    wall, _cpu = await _timed(lambda view=view: saved.save(view))  # type: ignore[misc]
+                    wall, _cpu = await _timed(saved.save(view))
                 rows["save_loop_lag_us"].append(lag.worst * 1e6)
             rows["save_wall_us"].append(wall * 1e6)
         size = saved.path.stat().st_size
