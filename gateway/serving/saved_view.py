@@ -9,7 +9,7 @@ artifacts it names from its verified local cache (``CachedArtifacts``) and serve
 until the database answers again.
 
 The file is large (a version's reference distributions run to hundreds of kilobytes: about
-130 MB for 100 models of 2 versions), and a refresh runs on the event loop that serves
+120 MiB for 100 models of 2 versions), and a refresh runs on the event loop that serves
 requests, so a refresh only hands its view over (``schedule``): one background writer
 encodes and writes the newest view handed over in a worker thread, one after the other, so
 a later view is never overwritten by an earlier one. The encoder writes model by model and
