@@ -16,6 +16,11 @@ as soon as its versions are warm: its readiness URL answers 200 and it takes tra
 others still load; the snapshot stays ``loaded=False`` (server readiness 503) until every
 model has been tried. Later refreshes publish once, when everything they need is loaded.
 
+A refresh runs on the event loop that serves requests, and a change usually touches one
+model of many: a model's route is rebuilt only when something it is built from changed
+(model and deployment rows, versions' stages and aliases, the rollback target, the
+repository flag, the loaded variants); every other model keeps its published route object.
+
 Thread-mode batchers of every loaded version run on the publisher's one ``InferencePool``
 (``MODELGATE_INFERENCE_THREADS`` threads), closed with the publisher.
 
@@ -53,6 +58,9 @@ Key = tuple[str, str]
 # (an admin change refuses while one runs)
 VIEW_STATE_PREFIXES = (UNLOADED_PREFIX, ROLLOUT_PREFIX, EXPERIMENT_PREFIX)
 VariantHook = Callable[[Variant], None]
+# what a model's route was built from (``Publisher._route_key``), and the route
+RouteKey = tuple[object, ...]
+Built = tuple[RouteKey, ModelRoute]
 
 
 def _unloaded_route(ms: ModelState) -> ModelRoute:
@@ -106,6 +114,8 @@ class Publisher:
         self.on_unload: list[VariantHook] = []
         # the registry view the current snapshot was built from (admin changes plan on it)
         self.view: RegistryView | None = None
+        # each published route and the key it was built from (reused while the key holds)
+        self._built: dict[str, Built] = {}
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
         # False until the first refresh has run (start-up publishes model by model)
@@ -132,21 +142,19 @@ class Publisher:
             if not self.started:
                 starting = _Progress(self, states, view.generation)
             replaced = await self._load_all(states, source or self.registry, starting)
-            old = self.holder.current
-            models = {
-                ms.name: _unloaded_route(ms) if ms.unloaded else self._build_route(ms, old)
-                for ms in states
-            }
+            built = self.build_routes(states, self.holder.current)
+            models = {name: route for name, (_key, route) in built.items()}
             loaded = loaded or (self.started and self.holder.current.loaded)
             snapshot = Snapshot(MappingProxyType(models), view.generation, loaded=loaded)
             self.holder.current = snapshot
+            self._built = built
             self.started = True
             self.view = view
             for variant in replaced:
                 self._retire(variant)
             self._retire_unreferenced(snapshot)
             if self.saved is not None and source is None:
-                await self.saved.save(view)
+                self.saved.schedule(view)
             return snapshot
 
     async def mark_loaded(self) -> None:
@@ -191,10 +199,11 @@ class Publisher:
     def _misses(self, ms: ModelState) -> bool:
         """Whether a version the model needs is not loaded with its registered bytes (or
         not registered: ``_load_one`` records that)."""
+        # every refresh asks this of every model: one pass over the versions, not one each
+        registered = {v.version: v.artifact_sha256 for v in ms.versions}
         for name in ms.needed():
-            version = ms.version(name)
             current = self.loaded.get((ms.name, name))
-            if version is None or current is None or current.sha256 != version.artifact_sha256:
+            if current is None or current.sha256 != registered.get(name):
                 return True
         return False
 
@@ -232,6 +241,37 @@ class Publisher:
         return current
 
     # --- building ----------------------------------------------------------------
+    def build_routes(self, states: list[ModelState], old: Snapshot) -> dict[str, Built]:
+        """Every model's route for ``states`` (with the key it was built from), the
+        published snapshot being ``old``: a model whose key equals the one its published
+        route was built from keeps that route object (a change to one model rebuilds one
+        route, not a hundred)."""
+        built: dict[str, Built] = {}
+        for ms in states:
+            key = self._route_key(ms)
+            before = self._built.get(ms.name)
+            if before is not None and before[1] is old.models.get(ms.name) and before[0] == key:
+                built[ms.name] = before
+            else:
+                route = _unloaded_route(ms) if ms.unloaded else self._build_route(ms, old)
+                built[ms.name] = (key, route)
+        return built
+
+    def _route_key(self, ms: ModelState) -> RouteKey:
+        """Everything ``_build_route`` reads besides the published route: equal keys build
+        equal routes (what the model needs follows from the rest). Versions' stages and
+        aliases only (their large documents never reach a route); the loaded variant of
+        each version by identity (Variant has no ``__eq__``; the key holds them, so no id
+        is reused while it is kept)."""
+        name, loaded = ms.name, self.loaded
+        return (
+            ms.unloaded,
+            ms.model,
+            ms.deployment,
+            ms.rollback_target,
+            *[(v.version, v.stage, v.aliases, loaded.get((name, v.version))) for v in ms.versions],
+        )
+
     def _build_route(self, ms: ModelState, old: Snapshot) -> ModelRoute:
         name, model, deployment, versions = ms.name, ms.model, ms.deployment, ms.versions
         variants = {v: self.loaded[(name, v)] for v in ms.needed() if (name, v) in self.loaded}
@@ -315,14 +355,19 @@ class Publisher:
             for variant in self.loaded.values():
                 self._retire(variant)
             self.loaded.clear()
+            self._built.clear()
             if self._retiring:
                 await asyncio.gather(*list(self._retiring), return_exceptions=True)
+            if self.saved is not None:
+                await self.saved.settled()
             await asyncio.to_thread(self.pool.close)
 
     async def settled(self) -> None:
-        """Wait for retirements in progress (tests, shutdown)."""
+        """Wait for retirements and the saved view's write in progress (tests, shutdown)."""
         if self._retiring:
             await asyncio.gather(*list(self._retiring), return_exceptions=True)
+        if self.saved is not None:
+            await self.saved.settled()
 
 
 class _Progress:

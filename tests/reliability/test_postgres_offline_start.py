@@ -80,7 +80,8 @@ def test_node_restarted_while_postgres_is_down_serves_its_saved_view(
             200,
             {"ready": True, "registry": "connected", "serving": "registry"},
         )
-        assert (b.home / FILENAME).is_file()
+        # written in the background after the first publish
+        assert wait_for(lambda: (b.home / FILENAME).is_file())
         before = predictions(b)
         assert {version for version, _body in before} == {"1.0.0"}
 
@@ -116,10 +117,14 @@ def test_node_restarted_while_postgres_is_down_serves_its_saved_view(
         assert switch.status_code == 200, switch.text
         for node in (b, c):
             assert wait_for(lambda node=node: {v for v, _ in predictions(node)} == {"1.1.0"})
-        # the restarted node saved the new state again
-        saved = orjson.loads((b.home / FILENAME).read_bytes())
-        (clf,) = [m for m in saved["models"] if m["model"]["name"] == "clf"]
-        assert clf["model"]["production_version"] == "1.1.0"
+
+        # the restarted node saved the new state again (in the background)
+        def saved_production() -> str:
+            saved = orjson.loads((b.home / FILENAME).read_bytes())
+            (clf,) = [m for m in saved["models"] if m["model"]["name"] == "clf"]
+            return str(clf["model"]["production_version"])
+
+        assert wait_for(lambda: saved_production() == "1.1.0"), saved_production()
         for node in nodes:
             assert "Traceback" not in node.log.read_text()
     finally:
