@@ -51,6 +51,19 @@ from benchmarks.procs import system_busy_s
 from benchmarks.scale import SCALE_DIR, build_home, family_of
 
 TICK_S = 0.001
+# every figure a run measures (µs per change)
+FIGURES = (
+    "routes_all_us",
+    "routes_reused_us",
+    "refresh_wall_us",
+    "refresh_loop_cpu_us",
+    "refresh_all_loop_cpu_us",
+    "encode_us",
+    "save_wall_us",
+    "save_loop_cpu_us",
+    "save_loop_lag_us",
+    "encode_before_us",
+)
 
 
 def _own_cpu_s() -> float:
@@ -126,21 +139,7 @@ async def measure(home: Path, names: list[str], reps: int, before_reps: int) -> 
     await publisher.refresh()
     loaded_s = time.perf_counter() - began
     saved = SavedView(Path(tempfile.mkdtemp(prefix="control-plane-")), "postgresql://bench")
-    rows: dict[str, list[float]] = {
-        key: []
-        for key in (
-            "routes_all_us",
-            "routes_reused_us",
-            "refresh_wall_us",
-            "refresh_loop_cpu_us",
-            "refresh_all_loop_cpu_us",
-            "encode_us",
-            "save_wall_us",
-            "save_loop_cpu_us",
-            "save_loop_lag_us",
-            "encode_before_us",
-        )
-    }
+    rows: dict[str, list[float]] = {key: [] for key in FIGURES}
     reused_counts: list[int] = []
     await saved.save(await registry.serving_view(state_prefix=VIEW_STATE_PREFIXES))
     # the other processes' load while the changes run (loading the versions is excluded)

@@ -38,11 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 
 from benchmarks.machine import machine_line
-from benchmarks.readme_section import README, write_section
+from benchmarks.readme_section import README, publish, write_section
 from converters.reference import MAX_CLASS_MAPS, build_reference, calibration_model
 from gateway.monitoring.performance_estimate import Calibration
 from gateway.monitoring.reconstruction import ReconstructionModel
@@ -298,11 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "multiclass": [multiclass(rng, k, repeats) for k in args.classes],
     }
     result["load_average"] = [load_start, os.getloadavg()[0]]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
-    print(render(result))
-    if not args.no_report:
-        write_readme(result)
+    publish(result, args.out, NAME, render(result), report=not args.no_report)
     return 0
 
 

@@ -39,7 +39,7 @@ from benchmarks.modelgate_home import build_home
 from benchmarks.models import WORK_DIR, request_rows
 from benchmarks.payloads import write_bodies
 from benchmarks.procs import ServerProcess, free_port
-from benchmarks.readme_section import README, write_section
+from benchmarks.readme_section import README, publish, write_section
 from benchmarks.wrk import ensure_wrk, run_wrk
 
 NAME = "request_cost"
@@ -356,11 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     result["load_average"] = [load_start, os.getloadavg()[0]]
     result["verdict"] = verdict(result)
     result["elapsed_s"] = round(time.monotonic() - t0, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
-    print(render(result))
-    if not args.no_report:
-        write_readme(result)
+    publish(result, args.out, NAME, render(result), report=not args.no_report)
     return 0
 
 
