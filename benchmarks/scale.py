@@ -21,6 +21,9 @@ Measured in one run, side by side:
   same repetitions. The one-model reference for a mix is what the one-model gateways would
   give for the same traffic shares: throughput 1 / sum(share_f / rps_f), p99 the highest
   one-model p99 of a family carrying at least 10 % of the requests;
+* the control: each one-model gateway again with ``MODELGATE_BATCHING=off`` (every request
+  its own onnxruntime call, as on the N-model gateway), which tells how much of the gap to
+  one model is batching dilution;
 * hot swap and rollback under load: three models (one per family) rolled back every 0.5 s
   while wrk spreads load over all models; failed requests must be 0.
 """
@@ -56,6 +59,7 @@ ZIPF_S = 1.1
 SEQUENCE = 20_000  # requests in the file wrk walks through
 ROLLBACK_EVERY_S = 0.5
 TARGETS = {"throughput": 0.8, "p99": 1.5}
+UNBATCHED = {"MODELGATE_BATCHING": "off"}
 # bump when a family's recipe changes so cached estimators are rebuilt
 RECIPE = 1
 
@@ -211,14 +215,21 @@ def proc_status(pid: int) -> dict[str, int]:
 
 
 def start_gateway(
-    name: str, home: Path, first: str | None, timeout_s: float, mode: str = "auto"
+    name: str,
+    home: Path,
+    first: str | None,
+    timeout_s: float,
+    mode: str = "auto",
+    settings: dict[str, str] | None = None,
 ) -> tuple[ServerProcess, dict[str, Any]]:
-    """Start ``modelgate serve`` on ``home`` and time its start-up: until it listens, until
-    model ``first`` answers ready, until ``/v2/health/ready``; then its RSS and threads."""
+    """Start ``modelgate serve`` on ``home`` (``settings``: more MODELGATE_* variables) and
+    time its start-up: until it listens, until model ``first`` answers ready, until
+    ``/v2/health/ready``; then its RSS and threads."""
     port = free_port()
     env = server_env()
     env["MODELGATE_ADMIN_TOKEN"] = ADMIN_TOKEN
     env["MODELGATE_INFERENCE_MODE"] = mode
+    env.update(settings or {})
     server = ServerProcess(name, modelgate_command(home, port, 1), env, REPO_ROOT, port)
     began = time.perf_counter()
     server.start("/v2/health/live", timeout_s)
@@ -268,6 +279,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     log(f"building homes ({n_models} models)")
     names = build_home(homes / f"many-{n_models}", families)
     singles = {f: build_home(homes / f"one-{f}", [f], prefix=f"one-{f}-") for f in ORDER}
+    for family in ORDER:  # the batching-off control serves a copy (a home per server)
+        shutil.rmtree(homes / f"one-{family}-unbatched", ignore_errors=True)
+        shutil.copytree(homes / f"one-{family}", homes / f"one-{family}-unbatched")
     build_home(homes / "empty", [])
     files = SCALE_DIR / "requests"
     for distribution in ("uniform", "zipf"):
@@ -302,9 +316,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             server, info = start_gateway(f"one-{family}", home, singles[family][0], 120, mode)
             servers[f"one-{family}"] = server
             result["single"][family] = info
+            # the control: the same gateway with every request its own onnxruntime call, as
+            # nearly every request is on the many-model gateway
+            servers[f"one-{family}-unbatched"], _info = start_gateway(
+                f"one-{family}-unbatched",
+                homes / f"one-{family}-unbatched",
+                None,
+                120,
+                mode,
+                UNBATCHED,
+            )
         touch_every_version(servers["many"], names)
         for family, single in singles.items():
             touch_every_version(servers[f"one-{family}"], single)
+            touch_every_version(servers[f"one-{family}-unbatched"], single)
         after = proc_status(servers["many"].proc.pid)
         result["startup"]["threads_after_traffic"] = after["Threads"]
         result["startup"]["rss_after_traffic_mib"] = after["VmRSS"] / 1024.0
@@ -313,7 +338,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             result["single"][family]["threads_after_traffic"] = status["Threads"]
             result["single"][family]["rss_after_traffic_mib"] = status["VmRSS"] / 1024.0
 
-        runs = [("many", "uniform"), ("many", "zipf")] + [(f"one-{f}", f) for f in ORDER]
+        runs = [("many", "uniform"), ("many", "zipf")] + [
+            (f"one-{f}{variant}", f) for f in ORDER for variant in ("", "-unbatched")
+        ]
         samples: dict[str, list[dict[str, float]]] = {f"{s}:{d}": [] for s, d in runs}
         for rep in range(reps):
             order = runs[rep % len(runs) :] + runs[: rep % len(runs)]
@@ -321,7 +348,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 file = (
                     files / f"many-{n_models}-{what}.txt"
                     if server_name == "many"
-                    else files / f"{server_name}.txt"
+                    else files / f"one-{what}.txt"
                 )
                 server = servers[server_name]
                 outcome = run_wrk(
@@ -419,13 +446,32 @@ def memory_figures(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def reference(result: dict[str, Any], distribution: str) -> tuple[float, float]:
-    """One-model throughput and p99 for the traffic shares of ``distribution``."""
+def reference(result: dict[str, Any], distribution: str, variant: str = "") -> tuple[float, float]:
+    """One-model throughput and p99 for the traffic shares of ``distribution``
+    (``variant="-unbatched"``: of the one-model gateways with batching off)."""
     share = result["shares"][distribution]
     load = result["load"]
-    rps = 1.0 / sum(s / load[f"one-{f}:{f}"]["rps"] for f, s in share.items())
-    p99 = max(load[f"one-{f}:{f}"]["p99_ms"] for f, s in share.items() if s >= 0.1)
+    rps = 1.0 / sum(s / load[f"one-{f}{variant}:{f}"]["rps"] for f, s in share.items())
+    p99 = max(load[f"one-{f}{variant}:{f}"]["p99_ms"] for f, s in share.items() if s >= 0.1)
     return rps, p99
+
+
+def batching_share(result: dict[str, Any]) -> list[str]:
+    """What the unbatched control says: how much of the gap to one model batching explains
+    (None when the run has no control)."""
+    lines = []
+    for distribution in ("uniform", "zipf"):
+        if f"one-{ORDER[0]}-unbatched:{ORDER[0]}" not in result["load"]:
+            return []
+        many = result["load"][f"many:{distribution}"]["rps"]
+        batched, _p99 = reference(result, distribution)
+        unbatched, _p99 = reference(result, distribution, "-unbatched")
+        lines.append(
+            f"{distribution}: one model {batched:,.0f} req/s batched, {unbatched:,.0f} with "
+            f"batching off ({unbatched / batched:.2f}x); {result['models']} models "
+            f"{many:,.0f} ({many / unbatched:.2f}x the unbatched one-model figure)"
+        )
+    return lines
 
 
 def judge(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -544,6 +590,13 @@ def render(result: dict[str, Any], out: Path) -> str:
         f"{result['versions']} versions loaded).",
         "",
     ]
+    control = batching_share(result)
+    if control:
+        lines += [
+            "Control, the one-model gateways with `MODELGATE_BATCHING=off` (every request its "
+            "own onnxruntime call, as on the many-model gateway): " + "; ".join(control) + ".",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -76,3 +76,17 @@ def test_the_one_model_reference_of_a_mix_and_the_verdicts():
     assert all(v for k, v in verdicts.items() if k.startswith(("threads", "start-up", "hot")))
     failing = {t["target"]: t["pass"] for t in scale.judge(_result(600.0, 25.0, failed=3))}
     assert failing["hot swap and rollback under load: 0 failed requests"] is False
+
+
+def test_the_unbatched_control_tells_how_much_of_the_gap_batching_explains():
+    result = _result(many_rps=300.0, many_p99=25.0, failed=0)
+    assert scale.batching_share(result) == []  # a run without the control
+    result["load"]["one-logreg-unbatched:logreg"] = {"rps": 500.0, "p99_ms": 12.0}
+    result["load"]["one-forest-unbatched:forest"] = {"rps": 250.0, "p99_ms": 30.0}
+    result["shares"]["zipf"] = {"logreg": 0.5, "forest": 0.5}
+    uniform, _zipf = scale.batching_share(result)
+    # batched 666.67 req/s for the mix; unbatched 1 / (0.5/500 + 0.5/250) = 333.33
+    assert uniform == (
+        "uniform: one model 667 req/s batched, 333 with batching off (0.50x); "
+        "100 models 300 (0.90x the unbatched one-model figure)"
+    )
