@@ -139,26 +139,26 @@ async def cmd_convert(args: argparse.Namespace) -> int:
     if args.json:
         print_json(_version_dict(mv))
         return 0
+    print_registered(mv, graph=True)
+    return 0
+
+
+def print_registered(mv: ModelVersion, *, graph: bool) -> None:
+    """What a registration printed: the version note, one row with the parity summary (and
+    the converted graph's kind with ``graph``), the parity report's lines."""
     note = _version_note(mv)
     if note:
         print(note)
     max_diff, agreement, verdict = _parity_summary(mv.parity)
-    row = (
-        mv.model,
-        mv.version,
-        mv.stage.value,
-        mv.artifact_sha256[:12],
-        mv.parity.get("rows"),
-        max_diff,
-        agreement,
-        verdict,
-        (mv.lineage.get("conversion") or {}).get("graph"),
-    )
+    row = [mv.model, mv.version, mv.stage.value, mv.artifact_sha256[:12], mv.parity.get("rows")]
     headers = ["model", "version", "stage", "sha256", "rows", "max_diff", "agreement", "parity"]
-    print_table([row], [*headers, "graph"])
+    row += [max_diff, agreement, verdict]
+    if graph:
+        row.append((mv.lineage.get("conversion") or {}).get("graph"))
+        headers.append("graph")
+    print_table([tuple(row)], headers)
     for line in report_lines(mv.parity):
         print(line)
-    return 0
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:

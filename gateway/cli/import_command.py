@@ -15,16 +15,14 @@ from typing import Any
 
 from gateway.cli.common import actor, common_options, opened_registry
 from gateway.cli.convert_commands import (
-    _parity_summary,
     _parse_tags,
     _tolerances,
     _version_dict,
-    _version_note,
+    print_registered,
     registration_options,
 )
 from gateway.cli.extras import CONVERT, needs_extra
 from gateway.cli.output import CLIError, fail, print_json, print_table
-from gateway.cli.parity_report import report_lines
 from registry.errors import NotFound
 from registry.models import ModelVersion
 
@@ -95,17 +93,7 @@ async def cmd_import(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**_version_dict(mv), "mlflow": source})
         return 0
-    note = _version_note(mv)
-    if note:
-        print(note)
-    max_diff, agreement, verdict = _parity_summary(mv.parity)
-    row = (mv.model, mv.version, mv.stage.value, mv.artifact_sha256[:12], mv.parity.get("rows"))
-    print_table(
-        [(*row, max_diff, agreement, verdict)],
-        ["model", "version", "stage", "sha256", "rows", "max_diff", "agreement", "parity"],
-    )
-    for line in report_lines(mv.parity):
-        print(line)
+    print_registered(mv, graph=False)
     print(
         f"from MLflow {source.get('model_uri')} (run {source.get('run_id')}, "
         f"registry version {source.get('registry_version')})"
