@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from registry.models import Route
-from registry.sqlite.store import SqliteRegistry
+from registry.sqlite.store import SqliteRegistry, open_registry
 
 ROW = [0.5, -1.0, 0.25, 2.0]
 METRICS = [
@@ -45,6 +46,15 @@ async def start_experiment(
     await registry.set_deployment(replace(deployment, routes=routes, sticky=True))
     at = time.time() - 0.001 if started_at is None else started_at
     await registry.put_state("experiment/clf", experiment_json(variants, at))
+
+
+async def start_experiment_at(home: Path) -> None:
+    """``start_experiment`` with its defaults on the SQLite registry at ``home``."""
+    registry = await open_registry(home)
+    try:
+        await start_experiment(registry)
+    finally:
+        await registry.close()
 
 
 async def predict(

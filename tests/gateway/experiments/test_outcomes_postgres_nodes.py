@@ -15,8 +15,7 @@ from gateway.cli import main as cli_main
 from gateway.settings import Settings
 from registry.backend import open_store
 from registry.home import HomePaths
-from registry.sqlite.store import open_registry
-from tests.support.experiments import ROW, start_experiment
+from tests.support.experiments import ROW, start_experiment_at
 from tests.support.gateway_process import GatewayProcess
 from tests.support.polling import wait_until
 from tests.support.postgres import running_postgres
@@ -30,14 +29,6 @@ def _start_node(root: Path, url: str) -> GatewayProcess:
     home = root / "home"
     settings = Settings(home=home, registry_url=url).to_environ()
     return GatewayProcess(home, root.with_suffix(".log"), [], settings, None, "tok")
-
-
-async def _experiment(home: Path) -> None:
-    registry = await open_registry(home)
-    try:
-        await start_experiment(registry)
-    finally:
-        await registry.close()
 
 
 async def _merged(url: str, root: Path) -> tuple[dict, dict]:
@@ -64,7 +55,7 @@ def private_server():
 def test_two_nodes_merge_in_the_registry_and_a_lost_database_is_503(
     zoo_home, private_server, tmp_path
 ) -> None:
-    asyncio.run(_experiment(zoo_home))
+    asyncio.run(start_experiment_at(zoo_home))
     url = private_server.new_database()
     argv = ["registry", "migrate", "--home", str(zoo_home), "--to", url]
     assert cli_main.main(argv) == 0

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from registry.sqlite.store import open_registry
-from tests.support.experiments import ROW, start_experiment
+from tests.support.experiments import ROW, start_experiment_at
 from tests.support.gateway_process import GatewayProcess, running_server
 from tests.support.polling import wait_until
 
@@ -60,14 +60,6 @@ async def _registry_state(home: Path) -> tuple[dict, dict]:
         await registry.close()
 
 
-async def _start(home: Path) -> None:
-    registry = await open_registry(home)
-    try:
-        await start_experiment(registry)
-    finally:
-        await registry.close()
-
-
 def _check(found: dict, sent: dict[str, list[float]]) -> None:
     for version, values in sent.items():
         arr = np.asarray(values)
@@ -78,7 +70,7 @@ def _check(found: dict, sent: dict[str, list[float]]) -> None:
 
 
 def test_two_workers_count_each_outcome_once_and_a_restart_keeps_it(zoo_home, tmp_path) -> None:
-    asyncio.run(_start(zoo_home))
+    asyncio.run(start_experiment_at(zoo_home))
     sent: dict[str, list[float]] = defaultdict(list)
     served: dict[str, int] = defaultdict(int)
     items = []
