@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,10 +14,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.monitoring.metrics.prometheus import MetricsRegistry
-from registry.models import Stage
-from registry.sqlite.store import open_registry
 from tests.support.asgi_app import running_gateway
 from tests.support.polling import wait_until_async
+from tests.support.publishing import publish_logistic
 from tests.support.registry_copy import build_template, private_copy
 
 TOKEN = "reports-token"
@@ -29,22 +27,10 @@ NAMES = [f"x{j}" for j in range(N_FEATURES)]
 
 
 async def _build_wide(root: Path) -> None:
-    from sklearn.linear_model import LogisticRegression
-
-    from converters import publish
-
     rng = np.random.default_rng(11)
     frame = pd.DataFrame(rng.normal(size=(5000, N_FEATURES)), columns=NAMES)
     frame["y"] = (frame["x0"] - frame["x1"] + 0.3 * frame["x2"] > 0).astype(int)
-    registry = await open_registry(root)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = LogisticRegression().fit(frame[NAMES], frame["y"])
-            await publish(registry, "wide", model, frame, "y", version="1.0.0")
-        await registry.set_stage("wide", "1.0.0", Stage.PRODUCTION)
-    finally:
-        await registry.close()
+    await publish_logistic(root, "wide", frame, NAMES)
 
 
 @pytest.fixture(scope="module")

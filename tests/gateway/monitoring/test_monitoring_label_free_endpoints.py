@@ -4,10 +4,9 @@ gauges, health verdict, for a version registered with a labelled sample."""
 from __future__ import annotations
 
 import asyncio
-import warnings
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -18,8 +17,7 @@ from sklearn.metrics import roc_auc_score
 from gateway.app import create_app
 from gateway.monitoring.metrics.prometheus import MetricsRegistry
 from gateway.settings import Settings
-from registry.models import Stage
-from registry.sqlite.store import open_registry
+from tests.support.publishing import publish_logistic
 
 TOKEN = "label-free-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -31,29 +29,9 @@ def rows(rng: np.random.Generator, n: int, corr: float) -> np.ndarray:
     return rng.multivariate_normal(np.zeros(3), cov, size=n)
 
 
-async def _register(root: Path) -> None:
-    from sklearn.linear_model import LogisticRegression
-
-    from converters import publish
-
-    rng = np.random.default_rng(4)
-    frame = pd.DataFrame(rows(rng, 4000, 0.8), columns=NAMES)
-    frame["y"] = (rng.random(4000) < 1 / (1 + np.exp(-(frame["a"] + frame["c"])))).astype(int)
-    registry = await open_registry(root)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = LogisticRegression().fit(frame[NAMES], frame["y"])
-            await publish(registry, "pair", model, frame, "y", version="1.0.0")
-        await registry.set_stage("pair", "1.0.0", Stage.PRODUCTION)
-    finally:
-        await registry.close()
-
-
-@pytest.fixture
-async def pair(tmp_path) -> AsyncIterator[httpx.AsyncClient]:
-    home = tmp_path / "home"
-    await _register(home)
+@asynccontextmanager
+async def gateway(home: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app serving ``home``, drift recomputed every 0.1 s."""
     settings = Settings.from_environ(
         {}, home=str(home), admin_token=TOKEN, ring_capacity=1000, drift_interval_s=0.1
     )
@@ -64,10 +42,21 @@ async def pair(tmp_path) -> AsyncIterator[httpx.AsyncClient]:
             yield http
 
 
-async def send(http: httpx.AsyncClient, data: np.ndarray) -> None:
+@pytest.fixture
+async def pair(tmp_path) -> AsyncIterator[httpx.AsyncClient]:
+    home = tmp_path / "home"
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame(rows(rng, 4000, 0.8), columns=NAMES)
+    frame["y"] = (rng.random(4000) < 1 / (1 + np.exp(-(frame["a"] + frame["c"])))).astype(int)
+    await publish_logistic(home, "pair", frame, NAMES)
+    async with gateway(home) as http:
+        yield http
+
+
+async def send(http: httpx.AsyncClient, data: np.ndarray, model: str = "pair") -> None:
     for start in range(0, len(data), 100):
         body = {"instances": data[start : start + 100].tolist()}
-        response = await http.post("/predict/pair", json=body)
+        response = await http.post(f"/predict/{model}", json=body)
         assert response.status_code == 200, response.text
 
 
@@ -143,60 +132,32 @@ def colours(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
     return COLOURS[(rng.random((len(x), 1)) > true.cumsum(axis=1)).sum(axis=1)]
 
 
-async def _register_three_classes(root: Path) -> Any:
-    from sklearn.linear_model import LogisticRegression
-
-    from converters import publish
-
+async def test_multiclass_estimated_roc_auc_reaches_health_and_gauge(tmp_path) -> None:
+    home = tmp_path / "home"
     rng = np.random.default_rng(14)
     frame = pd.DataFrame(rng.normal(size=(4000, 3)), columns=NAMES)
     frame["y"] = colours(rng, frame[NAMES].to_numpy())
-    registry = await open_registry(root)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = LogisticRegression().fit(frame[NAMES], frame["y"])
-            await publish(registry, "tri", model, frame, "y", version="1.0.0")
-        await registry.set_stage("tri", "1.0.0", Stage.PRODUCTION)
-    finally:
-        await registry.close()
-    return model
-
-
-async def test_multiclass_estimated_roc_auc_reaches_health_and_gauge(tmp_path) -> None:
-    home = tmp_path / "home"
-    model = await _register_three_classes(home)
-    settings = Settings.from_environ(
-        {}, home=str(home), admin_token=TOKEN, ring_capacity=1000, drift_interval_s=0.1
-    )
-    app = create_app(settings, metrics=MetricsRegistry(multiprocess_dir=None))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-            rng = np.random.default_rng(15)
-            data = rng.normal(size=(600, 3)) + np.array([0.5, -0.5, 0.0])  # covariate shift
-            for start in range(0, 600, 100):
-                body = {"instances": data[start : start + 100].tolist()}
-                response = await http.post("/predict/tri", json=body)
-                assert response.status_code == 200, response.text
-            health = (await http.get("/admin/models/tri/health", headers=AUTH)).json()
-            (entry,) = health["versions"]
-            estimate = entry["estimated_performance"]
-            assert estimate["n"] == 600
-            auc = estimate["roc_auc"]
-            assert 0.5 < auc["lower"] <= auc["value"] <= auc["upper"] <= 1.0
-            # what labels would have shown (the same law, so the calibration holds)
-            realized = roc_auc_score(
-                colours(rng, data),
-                model.predict_proba(pd.DataFrame(data, columns=NAMES)),
-                multi_class="ovr",
-            )
-            assert auc["value"] == pytest.approx(realized, abs=0.03)
-            for _ in range(100):
-                text = (await http.get("/metrics")).text
-                if gauge(text, "modelgate_estimated_roc_auc") is not None:
-                    break
-                await asyncio.sleep(0.05)
-            assert gauge(text, "modelgate_estimated_roc_auc") == pytest.approx(
-                auc["value"], abs=1e-9
-            )
+    model = await publish_logistic(home, "tri", frame, NAMES)
+    async with gateway(home) as http:
+        rng = np.random.default_rng(15)
+        data = rng.normal(size=(600, 3)) + np.array([0.5, -0.5, 0.0])  # covariate shift
+        await send(http, data, "tri")
+        health = (await http.get("/admin/models/tri/health", headers=AUTH)).json()
+        (entry,) = health["versions"]
+        estimate = entry["estimated_performance"]
+        assert estimate["n"] == 600
+        auc = estimate["roc_auc"]
+        assert 0.5 < auc["lower"] <= auc["value"] <= auc["upper"] <= 1.0
+        # what labels would have shown (the same law, so the calibration holds)
+        realized = roc_auc_score(
+            colours(rng, data),
+            model.predict_proba(pd.DataFrame(data, columns=NAMES)),
+            multi_class="ovr",
+        )
+        assert auc["value"] == pytest.approx(realized, abs=0.03)
+        for _ in range(100):
+            text = (await http.get("/metrics")).text
+            if gauge(text, "modelgate_estimated_roc_auc") is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert gauge(text, "modelgate_estimated_roc_auc") == pytest.approx(auc["value"], abs=1e-9)
