@@ -36,6 +36,16 @@ def _rss_kib() -> int:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
+def _median_run_us(session: Any, feeds: dict[str, Any], runs: int) -> float:
+    """Median wall time of ``runs`` calls of ``session.run(None, feeds)``, in microseconds."""
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter_ns()
+        session.run(None, feeds)
+        timings.append(time.perf_counter_ns() - start)
+    return statistics.median(timings) / 1000.0
+
+
 def child(family: str, options_name: str, sessions: int) -> dict[str, Any]:
     """Runs in its own process: N sessions with one option set."""
     import numpy as np
@@ -77,18 +87,8 @@ def child(family: str, options_name: str, sessions: int) -> dict[str, Any]:
         for _ in range(5):
             session.run(None, one)
         session.run(None, batch)
-        timings = []
-        for _ in range(200):
-            start = time.perf_counter_ns()
-            session.run(None, one)
-            timings.append(time.perf_counter_ns() - start)
-        latencies.append(statistics.median(timings) / 1000.0)
-        timings = []
-        for _ in range(50):
-            start = time.perf_counter_ns()
-            session.run(None, batch)
-            timings.append(time.perf_counter_ns() - start)
-        batch_latencies.append(statistics.median(timings) / 1000.0)
+        latencies.append(_median_run_us(session, one, 200))
+        batch_latencies.append(_median_run_us(session, batch, 50))
         kept.append(session)
     grown = _rss_kib() - base
     return {
