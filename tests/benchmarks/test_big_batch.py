@@ -16,53 +16,35 @@ from benchmarks.big_batch_bodies import binary_body, json_body, parse_binary_rep
 from benchmarks.big_batch_report import TARGET, render, summarize, write_section
 from benchmarks.wrk import run_wrk
 from gateway.dataplane.codecs.oip import decode_infer_request, encode_infer_response
-from gateway.dataplane.signature import ModelSignature
+from tests.gateway.dataplane.test_codec_oip import numeric_sig
 from tests.support.gateway_process import running_server
 
 ROWS = np.random.default_rng(3).normal(size=(1000, 4)).astype(np.float32)
-
-
-def signature() -> ModelSignature:
-    feats = ["a", "b", "c", "d"]
-    return ModelSignature.from_schema(
-        {
-            "task": "classification",
-            "features": [{"name": f, "dtype": "float32", "kind": "numerical"} for f in feats],
-            "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4], "features": feats}],
-            "outputs": [
-                {"name": "label", "datatype": "INT64", "shape": [-1]},
-                {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]},
-            ],
-            "label_output": "label",
-            "probability_output": "probabilities",
-            "classes": [0, 1],
-        },
-        max_rows=4096,
-    )
+SIGNATURE = numeric_sig(4, max_rows=4096)  # a binary classifier of 4 FP32 features
 
 
 def test_binary_bodies_are_aligned_and_decode_as_a_view() -> None:
     body, header_length = binary_body(ROWS)
     assert header_length % 8 == 0
-    request = decode_infer_request(body, header_length, signature())
+    request = decode_infer_request(body, header_length, SIGNATURE)
     feed = request.feeds["input"]
     assert np.shares_memory(feed, np.frombuffer(body, np.uint8))
     np.testing.assert_array_equal(feed, ROWS)
     assert request.binary_outputs == {"label", "probabilities"}
     unpadded, length = binary_body(ROWS, align=1)
     assert unpadded[length:] == body[header_length:]
-    plain = decode_infer_request(json_body(ROWS), None, signature())
+    plain = decode_infer_request(json_body(ROWS), None, SIGNATURE)
     np.testing.assert_array_equal(plain.feeds["input"], ROWS)
 
 
 def test_binary_replies_parse_back_to_the_outputs() -> None:
     body, header_length = binary_body(ROWS)
-    request = decode_infer_request(body, header_length, signature())
+    request = decode_infer_request(body, header_length, SIGNATURE)
     outputs = {
         "label": np.arange(1000, dtype=np.int64) % 2,
         "probabilities": np.linspace(0, 1, 2000, dtype=np.float32).reshape(1000, 2),
     }
-    reply, length = encode_infer_response("m", "1", None, outputs, signature(), request)
+    reply, length = encode_infer_response("m", "1", None, outputs, SIGNATURE, request)
     assert length is not None
     parsed = parse_binary_reply(reply, length)
     for name, want in outputs.items():
