@@ -3,6 +3,8 @@ serving), and versions that cannot load (the change is undone, the failure repor
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from starlette.routing import Route
 
@@ -141,12 +143,17 @@ def corrupt(home, sha256: str) -> None:
     artifact.write_bytes(bytes(data))
 
 
-async def test_a_corrupt_artifact_never_takes_traffic_and_the_change_is_undone(admin_gw):
-    registry = await open_registry(admin_gw.home)
+async def corrupt_version(home: Path, model: str, version: str) -> None:
+    """``corrupt`` the artifact of ``model`` ``version`` in the registry at ``home``."""
+    registry = await open_registry(home)
     try:
-        corrupt(admin_gw.home, (await registry.get_version("clf", "2.0.0")).artifact_sha256)
+        corrupt(home, (await registry.get_version(model, version)).artifact_sha256)
     finally:
         await registry.close()
+
+
+async def test_a_corrupt_artifact_never_takes_traffic_and_the_change_is_undone(admin_gw):
+    await corrupt_version(admin_gw.home, "clf", "2.0.0")
     before = await admin_gw.registry_state()
     route = admin_gw.state.holder.current.models["clf"]
     serving = (route.primary, route.routes, route.weights)
@@ -200,11 +207,7 @@ async def test_traffic_to_an_unloadable_graph_is_undone(admin_gw):
 
 
 async def test_production_only_moves_to_a_loaded_version(admin_gw):
-    registry = await open_registry(admin_gw.home)
-    try:
-        corrupt(admin_gw.home, (await registry.get_version("clf", "2.0.0")).artifact_sha256)
-    finally:
-        await registry.close()
+    await corrupt_version(admin_gw.home, "clf", "2.0.0")
     # staging loads a version; a corrupt one is reported but the stage change stands
     staged = await admin_gw.http.post(
         "/admin/models/clf/versions/2.0.0/stage", json={"stage": "staging"}

@@ -191,13 +191,9 @@ def test_the_issue_example_parses_with_relative_mde() -> None:
 
 
 async def test_a_variant_that_cannot_load_undoes_the_start(admin_gw: AdminGateway) -> None:
-    from tests.gateway.admin.test_refusals import corrupt
+    from tests.gateway.admin.test_refusals import corrupt_version
 
-    registry = await open_registry(admin_gw.home)
-    try:
-        corrupt(admin_gw.home, (await registry.get_version("clf", "2.0.0")).artifact_sha256)
-    finally:
-        await registry.close()
+    await corrupt_version(admin_gw.home, "clf", "2.0.0")
     before = await admin_gw.registry_state()
     answer = await admin_gw.http.post(URL, json=_body(variants={"1.0.0": 50, "2.0.0": 50}))
     assert answer.status_code == 409, answer.text
