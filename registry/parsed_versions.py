@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from registry.models import ModelVersion, Stage
-from registry.rows import from_json
+from registry.models import ModelVersion
+from registry.rows import VersionBody, version_body, version_from_parts
 
 # what a view read selects for every version: identity plus every column that can change
 HEAD_SQL = (
@@ -42,20 +42,6 @@ Row = Any
 
 
 @dataclass(frozen=True, slots=True)
-class Body:
-    """The columns of a version row that never change after registration, parsed."""
-
-    artifact_size: int
-    schema: dict[str, Any]
-    lineage: dict[str, Any]
-    reference: dict[str, Any]
-    parity: dict[str, Any]
-    tags: dict[str, str]
-    description: str
-    created_by: str
-
-
-@dataclass(frozen=True, slots=True)
 class CacheInfo:
     parsed: int  # bodies parsed since the cache was made (each a full JSON decode)
     built: int  # versions built from cached bodies
@@ -70,7 +56,7 @@ class ParsedVersions:
     """Parsed immutable version bodies of one registry, keyed by version identity."""
 
     def __init__(self) -> None:
-        self._bodies: dict[Key, Body] = {}
+        self._bodies: dict[Key, VersionBody] = {}
         self._parsed = 0
         self._built = 0
 
@@ -87,40 +73,14 @@ class ParsedVersions:
             key = _key(row)
             if key in self._bodies:
                 continue
-            self._bodies[key] = Body(
-                artifact_size=row["artifact_size"],
-                schema=from_json(row["schema_json"]),
-                lineage=from_json(row["lineage_json"]),
-                reference=from_json(row["reference_json"]),
-                parity=from_json(row["parity_json"]),
-                tags=from_json(row["tags_json"]),
-                description=row["description"],
-                created_by=row["created_by"],
-            )
+            self._bodies[key] = version_body(row)
             self._parsed += 1
 
     def version(self, head: Row, aliases: tuple[str, ...]) -> ModelVersion:
         """The version of a head row, its body from the cache (``add`` it first)."""
         body = self._bodies[_key(head)]
         self._built += 1
-        return ModelVersion(
-            model=head["model"],
-            version=head["version"],
-            stage=Stage(head["stage"]),
-            artifact_sha256=head["artifact_sha256"],
-            artifact_size=body.artifact_size,
-            schema=body.schema,
-            lineage=body.lineage,
-            reference=body.reference,
-            parity=body.parity,
-            evaluation=from_json(head["evaluation_json"]),
-            aliases=aliases,
-            description=body.description,
-            tags=body.tags,
-            created_at=head["created_at"],
-            created_by=body.created_by,
-            stage_changed_at=head["stage_changed_at"],
-        )
+        return version_from_parts(head, body, aliases)
 
     def from_row(self, row: Row, aliases: tuple[str, ...]) -> ModelVersion:
         """The version of a full ``versions`` row (``SELECT *``), its body parsed only if

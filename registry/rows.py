@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -89,25 +90,58 @@ def model_from_row(row: sqlite3.Row) -> Model:
     )
 
 
-def version_from_row(row: sqlite3.Row, aliases: tuple[str, ...]) -> ModelVersion:
-    return ModelVersion(
-        model=row["model"],
-        version=row["version"],
-        stage=Stage(row["stage"]),
-        artifact_sha256=row["artifact_sha256"],
+@dataclass(frozen=True, slots=True)
+class VersionBody:
+    """The columns of a version row that never change after registration, parsed."""
+
+    artifact_size: int
+    schema: dict[str, Any]
+    lineage: dict[str, Any]
+    reference: dict[str, Any]
+    parity: dict[str, Any]
+    tags: dict[str, str]
+    description: str
+    created_by: str
+
+
+def version_body(row: Any) -> VersionBody:
+    """Parse a row's never-changing columns (``registry.parsed_versions`` keeps them)."""
+    return VersionBody(
         artifact_size=row["artifact_size"],
         schema=from_json(row["schema_json"]),
         lineage=from_json(row["lineage_json"]),
         reference=from_json(row["reference_json"]),
         parity=from_json(row["parity_json"]),
-        evaluation=from_json(row["evaluation_json"]),
-        aliases=aliases,
-        description=row["description"],
         tags=from_json(row["tags_json"]),
-        created_at=row["created_at"],
+        description=row["description"],
         created_by=row["created_by"],
-        stage_changed_at=row["stage_changed_at"],
     )
+
+
+def version_from_parts(head: Any, body: VersionBody, aliases: tuple[str, ...]) -> ModelVersion:
+    """The version of a row's identity and mutable columns (``head``) and its parsed body."""
+    return ModelVersion(
+        model=head["model"],
+        version=head["version"],
+        stage=Stage(head["stage"]),
+        artifact_sha256=head["artifact_sha256"],
+        artifact_size=body.artifact_size,
+        schema=body.schema,
+        lineage=body.lineage,
+        reference=body.reference,
+        parity=body.parity,
+        evaluation=from_json(head["evaluation_json"]),
+        aliases=aliases,
+        description=body.description,
+        tags=body.tags,
+        created_at=head["created_at"],
+        created_by=body.created_by,
+        stage_changed_at=head["stage_changed_at"],
+    )
+
+
+def version_from_row(row: sqlite3.Row, aliases: tuple[str, ...]) -> ModelVersion:
+    return version_from_parts(row, version_body(row), aliases)
 
 
 def deployment_from_row(row: sqlite3.Row) -> Deployment:

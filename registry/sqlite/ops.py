@@ -288,12 +288,18 @@ async def append_audit(
     return AuditEntry(entry_id, txn.now, actor, action, model, version, before, after, reason)
 
 
+def encode_state(key: str, value: Any) -> str:
+    """The stored JSON of control-plane state ``value``; RegistryError for a bad key or a
+    value that is not JSON."""
+    if not isinstance(key, str) or not key:
+        raise RegistryError("state key must be a non-empty string")
+    return to_json(value, f"state {key!r}")
+
+
 async def write_state(txn: Txn, key: str, value: Any, *, actor: str, reason: str) -> None:
     """Store ``value`` under the control-plane state ``key`` (+ a ``state`` audit row);
     writing the value already stored changes nothing."""
-    if not isinstance(key, str) or not key:
-        raise RegistryError("state key must be a non-empty string")
-    encoded = to_json(value, f"state {key!r}")
+    encoded = encode_state(key, value)
     row = await txn.one("SELECT value_json FROM state WHERE key = ?", (key,))
     if row is not None and row[0] == encoded:
         return

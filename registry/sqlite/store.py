@@ -294,9 +294,7 @@ class SqliteRegistry(OutcomesMixin, VersionsMixin):
 
     async def put_state(self, key: str, value: Any, *, actor: str = "", reason: str = "") -> None:
         """Store ``value`` under ``key``; writing the value already stored changes nothing."""
-        if not isinstance(key, str) or not key:
-            raise RegistryError("state key must be a non-empty string")
-        to_json(value, f"state {key!r}")  # refused before the transaction opens
+        ops.encode_state(key, value)  # refused before the transaction opens
         async with self._write() as txn:
             await ops.write_state(txn, key, value, actor=actor, reason=reason)
 

@@ -182,9 +182,7 @@ class VersionsMixin(ops.SqliteBase):
             raise InvalidDeployment("set_deployment needs a Deployment")
         writes = dict(states or {})
         for key, value in writes.items():  # refused before anything is written
-            if not isinstance(key, str) or not key:
-                raise RegistryError("state key must be a non-empty string")
-            to_json(value, f"state {key!r}")
+            ops.encode_state(key, value)
         model = deployment.model
         changes = [(ref, parse_stage(stage)) for ref, stage in (stage_changes or {}).items()]
         if sum(1 for _, stage in changes if stage == Stage.PRODUCTION) > 1:
