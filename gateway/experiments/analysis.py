@@ -32,9 +32,9 @@ from gateway.experiments.stats.verdict import (
     MetricState,
     evaluate,
 )
+from registry.outcomes import MomentsRow
 
 GATEWAY_MIN_REQUESTS = 200
-MomentsRow = tuple[int, float, float]
 
 
 @dataclass(frozen=True, slots=True)

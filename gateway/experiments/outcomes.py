@@ -4,8 +4,7 @@
 registry rows (scope = the experiment id, or ``baseline:<UTC day the request was
 served>``), records them in one transaction and counts them in Prometheus
 (``modelgate_experiment_outcomes_total`` accepted, ``modelgate_outcomes_dropped_total``
-dropped). The readers below give the control plane the merged statistics of every worker
-and node as ``Moments``.
+dropped). ``prune_keys`` forgets the idempotency keys older than the late window.
 """
 
 from __future__ import annotations
@@ -17,10 +16,9 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from gateway.dataplane.feedback.outcomes import DUPLICATE, Outcome, OutcomesUnavailable
-from gateway.experiments.stats.sufficient import Moments
 from gateway.monitoring.metrics.families import MetricFamilies
 from registry.errors import RegistryError
-from registry.outcomes import MomentsRow, OutcomeRow, baseline_scope
+from registry.outcomes import OutcomeRow, baseline_scope
 
 logger = logging.getLogger("modelgate.experiments")
 
@@ -29,12 +27,6 @@ class OutcomeStore(Protocol):
     async def record_outcomes(
         self, model: str, rows: Sequence[OutcomeRow], *, received_at: float | None = None
     ) -> tuple[list[OutcomeRow], int]: ...
-
-    async def outcome_moments(self, scope: str, model: str) -> dict[str, dict[str, MomentsRow]]: ...
-
-    async def baseline_moments(
-        self, model: str, version: str, metric: str, days: int, *, now: float | None = None
-    ) -> MomentsRow: ...
 
     async def prune_outcome_keys(self, older_than: float) -> int: ...
 
@@ -80,35 +72,6 @@ class RegistryOutcomeSink:
     def dropped(self, model: str, reason: str, n: int) -> None:
         if self._families is not None:
             self._families.outcomes_dropped.labels(model, reason).inc(n)
-
-
-def _moments(row: MomentsRow) -> Moments:
-    return Moments(row[0], row[1], row[2])
-
-
-async def experiment_moments(
-    store: OutcomeStore, experiment_id: str, model: str
-) -> dict[str, dict[str, Moments]]:
-    """metric -> version -> the experiment's cumulative moments (every worker and node)."""
-    found = await store.outcome_moments(experiment_id, model)
-    return {
-        metric: {version: _moments(row) for version, row in by_version.items()}
-        for metric, by_version in found.items()
-    }
-
-
-async def baseline_moments(
-    store: OutcomeStore,
-    model: str,
-    version: str,
-    metric: str,
-    days: int,
-    now: float | None = None,
-) -> Moments:
-    """``version``'s outcomes for ``metric`` outside experiments over the last ``days``
-    UTC days: the baseline a plan starts from (its mean, and its variance for a
-    continuous metric), when ``count`` is large enough."""
-    return _moments(await store.baseline_moments(model, version, metric, days, now=now))
 
 
 async def prune_keys(store: OutcomeStore, window_s: float, now: float | None = None) -> int:

@@ -25,11 +25,11 @@ from gateway.experiments.stats.plan import (
     sample_size_continuous,
 )
 from gateway.experiments.stats.sufficient import Moments
+from registry.outcomes import MomentsRow
 
 MIN_BASELINE_ROWS = 100
 # a plan beyond this many rows per variant is refused: no experiment could collect them
 MAX_ROWS = 10**12
-MomentsRow = tuple[int, float, float]
 
 
 class OutcomeData(Protocol):

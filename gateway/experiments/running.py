@@ -25,13 +25,12 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from gateway.dataplane.snapshot import SnapshotHolder
+from gateway.experiments.keys import RUNNING, current_key
 from gateway.experiments.record import METRIC_KINDS, ExperimentMetric, RunningExperiment
 from registry.errors import RegistryError
 from registry.models import Model
 
 logger = logging.getLogger("modelgate.experiments")
-
-EXPERIMENT_PREFIX = "experiment/"
 
 
 class StateReader(Protocol):
@@ -65,7 +64,7 @@ def running_from_json(value: Any) -> RunningExperiment | None:
     ValueError when the value is not such JSON."""
     if not isinstance(value, dict):
         raise ValueError("an experiment is a JSON object")
-    if value.get("status") != "running":
+    if value.get("status") != RUNNING:
         return None
     exp_id, model, variants = value.get("id"), value.get("model"), value.get("variants")
     if not isinstance(exp_id, str) or not exp_id or not isinstance(model, str):
@@ -93,7 +92,7 @@ async def load_running(store: StateReader) -> dict[str, RunningExperiment]:
     """Every model's running experiment (a malformed state value is logged and skipped)."""
     out: dict[str, RunningExperiment] = {}
     for model in await store.list_models():
-        value = await store.get_state(EXPERIMENT_PREFIX + model.name)
+        value = await store.get_state(current_key(model.name))
         if value is None:
             continue
         try:

@@ -35,6 +35,7 @@ from gateway.experiments.analysis import GatewayReading, Look, fold
 from gateway.experiments.keys import RUNNING, STOPPED, current_key, history_key, running_id
 from gateway.experiments.planner import OutcomeData, make_plan
 from gateway.experiments.spec import ExperimentSpec, parse_spec
+from gateway.rollout.store import MUTEX_FILE  # the control-plane mutex AdminChanges takes
 from gateway.serving.model_state import ModelState, read_model_state
 from gateway.settings import Settings
 from registry.errors import RegistryError
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("modelgate.experiments")
 
 CONTROLLER = "experiment-controller"
-MUTEX_FILE = "rollout.lock"  # the control-plane mutex AdminChanges and rollouts take
 OPERATOR_STOP = "stopped_by_operator"
 
 
