@@ -17,14 +17,13 @@ record in one transaction); the serving leader's controller takes the looks from
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from pathlib import Path
 from typing import Any, cast
 
 import orjson
 
 from gateway.cli.common import actor, common_options, home_of, named_number, opened_registry
-from gateway.cli.output import CLIError, print_json, print_mapping, print_table
+from gateway.cli.output import CLIError, print_json, print_mapping, print_table, utc_time
 from gateway.errors import GatewayError
 from gateway.experiments.api import experiment_view
 from gateway.experiments.planner import OutcomeData
@@ -144,9 +143,7 @@ def start_payload(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _when(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if seconds is None else utc_time(seconds)
 
 
 def print_experiment(view: dict[str, Any]) -> None:

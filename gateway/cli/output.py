@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
@@ -11,6 +12,11 @@ import orjson
 
 class CLIError(Exception):
     """A failure the user caused or can fix: printed as one line, exit status 2."""
+
+
+def utc_time(seconds: float) -> str:
+    """A Unix time as the CLI prints it: ISO 8601 in UTC, to the second."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def fail(message: str) -> NoReturn:

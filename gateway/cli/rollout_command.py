@@ -13,11 +13,10 @@ running on the same home for it to advance).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from typing import Any
 
 from gateway.cli.common import actor, common_options, home_of, named_number, opened_registry
-from gateway.cli.output import CLIError, print_json, print_mapping, print_table
+from gateway.cli.output import CLIError, print_json, print_mapping, print_table, utc_time
 from gateway.errors import GatewayError
 from gateway.rollout.state import RolloutState
 from gateway.rollout.store import Rollouts
@@ -52,10 +51,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(handler=cmd_rollout)
 
 
-def _when(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _print_state(state: RolloutState) -> None:
     spec = state.spec
     steps = ",".join(f"{s:g}" for s in spec.steps)
@@ -71,7 +66,7 @@ def _print_state(state: RolloutState) -> None:
             ("weights", weights if state.running else None),
             ("interval", f"{spec.interval_s:g} s, at least {spec.min_requests} requests"),
             ("failures", f"{state.failures}/{spec.max_failed_checks}"),
-            ("started", f"{_when(state.created_at)} by {state.created_by or '-'}"),
+            ("started", f"{utc_time(state.created_at)} by {state.created_by or '-'}"),
             ("reason", state.reason or None),
         ]
     )
