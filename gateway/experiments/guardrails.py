@@ -10,14 +10,13 @@ see the difference: the guardrails cover the time since the controller began wat
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from gateway.dataplane.snapshot import SnapshotHolder
 from gateway.experiments.analysis import GatewayReading
 from gateway.monitoring.metrics.prometheus import MetricsRegistry
-from gateway.rollout.metrics_source import Key, Totals, bucket_quantile, read_totals
-from gateway.rollout.serving_source import flush_recorder
+from gateway.rollout.metrics_source import Key, Totals, bucket_quantile, read_merged_totals
+from gateway.rollout.serving_source import flush_model_recorders
 
 
 def reading_of(current: Totals, base: Totals | None) -> GatewayReading:
@@ -44,11 +43,9 @@ class GatewayGuardrails:
     async def readings(
         self, experiment_id: str, model: str, versions: Sequence[str]
     ) -> dict[str, GatewayReading]:
-        self._flush(model)
-        if self.metrics.multiprocess:  # merging every worker's files: off the loop
-            totals = await asyncio.to_thread(read_totals, self.metrics)
-        else:
-            totals = read_totals(self.metrics)
+        if self.holder is not None:
+            flush_model_recorders(self.holder, model)
+        totals = await read_merged_totals(self.metrics)
         base = self._base.setdefault(experiment_id, totals)
         return {
             v: reading_of(totals.get((model, v), Totals()), base.get((model, v))) for v in versions
@@ -56,12 +53,3 @@ class GatewayGuardrails:
 
     def forget(self, experiment_id: str) -> None:
         self._base.pop(experiment_id, None)
-
-    def _flush(self, model: str) -> None:
-        self.metrics.flush()  # this worker's slots; the others flush on their own timers
-        if self.holder is None:
-            return
-        route = self.holder.current.models.get(model)
-        if route is not None:
-            for variant in route.variants.values():
-                flush_recorder(variant.recorder)

@@ -88,6 +88,15 @@ def read_totals(metrics: MetricsRegistry) -> dict[Key, Totals]:
     return out
 
 
+async def read_merged_totals(metrics: MetricsRegistry) -> dict[Key, Totals]:
+    """``read_totals`` after flushing this worker's metric slots (the other workers flush on
+    their own timers); merging every worker's files runs off the loop."""
+    metrics.flush()
+    if metrics.multiprocess:
+        return await asyncio.to_thread(read_totals, metrics)
+    return read_totals(metrics)
+
+
 def bucket_quantile(q: float, cumulative: Mapping[float, float]) -> float | None:
     """``histogram_quantile``: linear inside the bucket holding rank ``q * total``."""
     bounds = sorted(cumulative)
@@ -149,11 +158,7 @@ class MetricsStatsSource:
         now = self.clock()
         if self._readings and now - self._readings[-1][0] < self.resolution_s:
             return self._readings[-1][1]  # the champion and the canary share one reading
-        self.metrics.flush()  # this worker's slots; the others flush on their own timers
-        if self.metrics.multiprocess:  # merging every worker's files: off the loop
-            totals = await asyncio.to_thread(read_totals, self.metrics)
-        else:
-            totals = read_totals(self.metrics)
+        totals = await read_merged_totals(self.metrics)
         self._readings.append((now, totals))
         return totals
 

@@ -40,6 +40,15 @@ def flush_recorder(recorder: Any) -> None:
         flush()
 
 
+def flush_model_recorders(holder: SnapshotHolder, model: str) -> None:
+    """This worker's recorders of ``model`` batch predictions (class counts, confidence)
+    until their next flush: move them into the metrics before reading."""
+    route = holder.current.models.get(model)
+    if route is not None:
+        for variant in route.variants.values():
+            flush_recorder(variant.recorder)
+
+
 def read_counts(holder: SnapshotHolder) -> Counts:
     """Every loaded variant's cumulative counters in the current snapshot."""
     counts: Counts = {}
@@ -124,18 +133,10 @@ class ServingStatsSource:
 
     async def interval_stats(self, model: str, version: str, since: float) -> VariantIntervalStats:
         if self.metrics.variant(model, version) is not None:
-            self._flush_recorders(model)
+            flush_model_recorders(self.holder, model)
             return await self.from_metrics.interval_stats(model, version, since)
         stats = self.from_counters.interval_stats(model, version, since)
         if self.labels is not None:
             accuracy, labelled = await self.labels(model, version, since)
             stats = replace(stats, live_accuracy=accuracy, labelled=labelled)
         return stats
-
-    def _flush_recorders(self, model: str) -> None:
-        """This worker's recorders batch predictions (class counts, confidence) until
-        their next flush: move them into the metrics before reading."""
-        route = self.holder.current.models.get(model)
-        if route is not None:
-            for variant in route.variants.values():
-                flush_recorder(variant.recorder)
