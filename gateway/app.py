@@ -197,7 +197,9 @@ def create_app(
             metrics=metrics,
             feedback_dir=shared_feedback_dir(),
         )
-    state.running_experiments = RunningExperiments(lambda: state.registry, state.holder)
+    state.running_experiments = RunningExperiments(
+        lambda: None if state.publisher is None else state.publisher.view
+    )
     state.outcome_sink = RegistryOutcomeSink(
         lambda: state.registry,
         None if state.monitoring is None else state.monitoring.metrics.families,

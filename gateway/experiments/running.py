@@ -9,34 +9,27 @@ as JSON with at least::
      "started_at": 1796000000.0}
 
 (``started_at`` in unix seconds, or an ISO-8601 time; any other status, e.g. "stopped",
-means no experiment runs). Writing that key bumps the registry generation, so a worker
-notices through its published snapshot: ``RunningExperiments.refresh`` reads the keys
-again only when the snapshot's generation moved (the feedback endpoint calls it before a
-body with outcomes; the assignment flusher on its tick), and otherwise costs one compare.
+means no experiment runs). Writing that key bumps the registry generation, and the
+serving view every worker publishes carries the ``experiment/`` keys:
+``RunningExperiments.refresh`` parses them again only when the published view's
+generation moved (the feedback endpoint calls it before a body with outcomes; the
+assignment flusher on its tick), and otherwise costs one compare. It reads no registry:
+the view was read for the snapshot already.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any
 
-from gateway.dataplane.snapshot import SnapshotHolder
 from gateway.experiments.keys import RUNNING, current_key
 from gateway.experiments.record import METRIC_KINDS, ExperimentMetric, RunningExperiment
-from registry.errors import RegistryError
-from registry.models import Model
+from registry.models import RegistryView
 
 logger = logging.getLogger("modelgate.experiments")
-
-
-class StateReader(Protocol):
-    async def list_models(self) -> list[Model]: ...
-
-    async def get_state(self, key: str) -> Any | None: ...
 
 
 def _started_at(value: Any) -> float:
@@ -88,32 +81,32 @@ def running_from_json(value: Any) -> RunningExperiment | None:
     )
 
 
-async def load_running(store: StateReader) -> dict[str, RunningExperiment]:
-    """Every model's running experiment (a malformed state value is logged and skipped)."""
+def running_in(view: RegistryView) -> dict[str, RunningExperiment]:
+    """Every model's running experiment in a serving view (a malformed state value is
+    logged and skipped)."""
     out: dict[str, RunningExperiment] = {}
-    for model in await store.list_models():
-        value = await store.get_state(current_key(model.name))
+    for model_view in view.models:
+        name = model_view.model.name
+        value = view.states.get(current_key(name))
         if value is None:
             continue
         try:
             found = running_from_json(value)
         except ValueError as exc:
-            logger.warning("ignoring the experiment state of %s: %s", model.name, exc)
+            logger.warning("ignoring the experiment state of %s: %s", name, exc)
             continue
-        if found is not None and found.model == model.name:
-            out[model.name] = found
+        if found is not None and found.model == name:
+            out[name] = found
     return out
 
 
 class RunningExperiments:
-    """The running experiments of the published snapshot's generation (one per worker)."""
+    """The running experiments of the published view's generation (one per worker)."""
 
-    def __init__(self, registry: Callable[[], StateReader | None], holder: SnapshotHolder):
-        self._registry = registry  # the lifespan opens the registry after construction
-        self._holder = holder
+    def __init__(self, view: Callable[[], RegistryView | None]) -> None:
+        self._view = view  # the publisher's, once the lifespan has started it
         self._by_model: Mapping[str, RunningExperiment] = MappingProxyType({})
         self._generation: int | None = None
-        self._lock = asyncio.Lock()
 
     def get(self, model: str) -> RunningExperiment | None:
         return self._by_model.get(model)
@@ -122,21 +115,10 @@ class RunningExperiments:
         return self._by_model
 
     async def refresh(self) -> None:
-        """Read the experiments again if the snapshot moved since the last read; on a
-        registry failure keep the last ones (the caller's own write will report it)."""
-        generation = self._holder.current.generation
-        if generation == self._generation:
+        """Parse the experiments again if the published view moved since the last time
+        (async for its callers: a source that reads may replace this one)."""
+        view = self._view()
+        if view is None or view.generation == self._generation:
             return
-        async with self._lock:
-            if generation == self._generation:
-                return
-            store = self._registry()
-            if store is None:
-                return
-            try:
-                found = await load_running(store)
-            except RegistryError as exc:
-                logger.warning("reading the running experiments failed: %s", exc)
-                return
-            self._by_model = MappingProxyType(found)
-            self._generation = generation
+        self._by_model = MappingProxyType(running_in(view))
+        self._generation = view.generation

@@ -1,5 +1,5 @@
-"""The running-experiment view: the state JSON the control plane writes, read per worker
-when the published snapshot moves."""
+"""The running-experiment view: the state JSON the control plane writes, parsed per worker
+from the serving view it publishes, when that view moves."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from gateway.experiments.running import load_running, running_from_json
+from gateway.experiments.running import running_from_json, running_in
 from tests.support.asgi_app import running_gateway
 from tests.support.experiments import experiment_json, predict, start_experiment
 
@@ -52,7 +52,7 @@ async def test_each_worker_sees_the_experiment_once_its_snapshot_moves(zoo_home)
         await served.change(lambda r: r.put_state("experiment/reg", {"status": "running"}))
         await running.refresh()
         assert set(running.all()) == {"clf"}
-        assert set(await load_running(served.state.registry)) == {"clf"}
+        assert set(running_in(served.state.publisher.view)) == {"clf"}
         stopped = experiment_json({"1.0.0": 50.0, "1.1.0": 50.0}, 0, status="stopped")
         await served.change(lambda r: r.put_state("experiment/clf", stopped))
         await running.refresh()
